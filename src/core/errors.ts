@@ -21,6 +21,7 @@ export const ErrorCodes = {
   // 2xx — fencing (invariant 8, invariant 11): the caller is out of date and must not retry as is.
   STALE_VOLUME_EPOCH: { wire: 200, retryable: false, text: "request carries an older volume epoch" },
   STALE_MEMBERSHIP_EPOCH: { wire: 201, retryable: false, text: "request carries an older membership epoch" },
+  EPOCH_NOT_ADOPTED: { wire: 202, retryable: false, text: "segment has not adopted this volume epoch; annul first" },
 
   // 3xx — segment state: try another segment, or later.
   SEGMENT_NOT_FOUND: { wire: 300, retryable: false, text: "this node hosts no such segment" },

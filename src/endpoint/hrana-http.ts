@@ -31,6 +31,7 @@
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import type { SqlEngine } from "../compute/sql-engine.js";
+import { BorealisError } from "../core/errors.js";
 import type { HostPort } from "../core/types.js";
 import { formatHostPort } from "../core/types.js";
 import type { Env, Logger } from "../env/env.js";
@@ -309,6 +310,12 @@ export async function startHranaServer(env: Env, engine: SqlEngine, options: Hra
       if (e instanceof HranaError) {
         drain(req);
         sendError(res, e);
+        return;
+      }
+      if (e instanceof BorealisError) {
+        // E.g. the engine refusing a new session: retryable ones are "try again later" (503).
+        drain(req);
+        sendJson(res, e.retryable ? 503 : 500, { message: e.message, code: e.code });
         return;
       }
       log.error("request-failed", { method: req.method, url: req.url, error: e });

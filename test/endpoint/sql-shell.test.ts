@@ -3,7 +3,7 @@
  * test-only better-sqlite3 engine) on 127.0.0.1, in `-c` mode and reading a script from stdin.
  *
  * The command is started through a one-line entry point that imports `src/cli/commands/sql.js` and
- * calls its `run`, so the test does not depend on how the CLI's main module registers commands.
+ * calls its `runSqlCommand`, so the test does not depend on how the CLI's main module registers commands.
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -15,7 +15,7 @@ import { betterSqliteEngine } from "./better-sqlite3-engine.js";
 import type { SqlEngine } from "../../src/compute/sql-engine.js";
 
 const commandModule = fileURLToPath(new URL("../../src/cli/commands/sql.js", import.meta.url));
-const entry = `const m = await import(${JSON.stringify(commandModule)}); process.exitCode = await m.sqlCommand.run(process.argv.slice(1));`;
+const entry = `const m = await import(${JSON.stringify(commandModule)}); process.exitCode = await m.runSqlCommand(process.argv.slice(1));`;
 
 interface RunResult {
   code: number | null;
@@ -120,6 +120,9 @@ describe("borealis sql", () => {
     const usage = await runShell(["a", "b"]);
     assert.equal(usage.code, 2);
     assert.match(usage.stderr, /Usage: borealis sql/);
+    const flagForm = await runShell(["--url", server.url, "--command", "SELECT 40 + 2 AS answer"]);
+    assert.equal(flagForm.code, 0, flagForm.stderr);
+    assert.match(flagForm.stdout, /^\s+42$/m);
     const help = await runShell(["--help"]);
     assert.equal(help.code, 0);
     assert.match(help.stdout, /Usage: borealis sql/);

@@ -25,49 +25,94 @@ const HISTORY_LINES = 1000;
 /** Bound on SQL read from stdin: a script, not a dump pipe of unbounded size. */
 const MAX_STDIN_BYTES = 256 * 1024 * 1024;
 
-const usage = `Usage: borealis sql [URL] [-c SQL]
+const description = [
+  "Opens an SQL shell on a Borealis endpoint, speaking Hrana over HTTP through @libsql/client as",
+  "applications do. With --command (-c), runs the SQL (one or more statements, or a dot command) and",
+  "exits; without it, reads SQL from stdin when stdin is not a terminal, else starts an interactive",
+  "shell (.help lists its dot commands; history in ~/.borealis_history). Statements run in",
+  "autocommit mode; BEGIN … COMMIT runs them on one stream. Exits 1 when a statement fails or the",
+  "endpoint cannot be reached. The URL may also be given as the first argument, or in $BOREALIS_URL.",
+].join("\n");
 
-Opens an SQL shell on a Borealis endpoint (Hrana over HTTP).
+/** The flags as the CLI framework (`src/cli/command.ts`) hands them over: given values or defaults. */
+export interface SqlFlags {
+  readonly values: Readonly<Record<string, string | boolean | undefined>>;
+  readonly given: ReadonlySet<string>;
+}
 
-Arguments:
-  URL               endpoint URL (default: $BOREALIS_URL or ${DEFAULT_URL})
-
-Options:
-  -c, --command SQL run SQL (one or more statements, or a dot command) and exit;
-                    the exit status is 1 if a statement fails
-  -h, --help        show this help
-
-Without -c, SQL is read from stdin when it is not a terminal, else an interactive shell starts.
-Statements run in autocommit mode; BEGIN … COMMIT runs them on one stream.`;
-
+/**
+ * The `sql` command, shaped as the CLI framework's `Command` (structurally: this file does not import
+ * the framework, which is written in parallel). The framework parses `--flags` only; `rewriteArgs`
+ * turns the shell's customary `borealis sql URL -c SQL` into `--url URL --command SQL` first.
+ */
 export const sqlCommand = {
   name: "sql",
   summary: "SQL shell on a Borealis endpoint (Hrana over HTTP)",
-  usage,
+  usage: "borealis sql [URL] [-c SQL]   (or: borealis sql [--url URL] [--command SQL])",
+  description,
+  flags: {
+    url: { type: "string", valueName: "URL", default: DEFAULT_URL, description: "the endpoint ($BOREALIS_URL when not given)" },
+    command: { type: "string", valueName: "SQL", description: "run this SQL and exit (short form: -c SQL)" },
+  },
+  examples: [
+    "borealis sql",
+    "borealis sql http://127.0.0.1:8080 -c \"SELECT * FROM sqlite_schema\"",
+    "borealis sql http://127.0.0.1:8080 < schema.sql",
+  ],
+  rewriteArgs,
   run,
-};
+} as const;
 
-export async function run(argv: string[]): Promise<number> {
+/** `URL` → `--url URL`, `-c SQL` → `--command SQL`; everything else unchanged. */
+export function rewriteArgs(args: readonly string[]): string[] {
+  const out: string[] = [];
+  let urlGiven = args.some((a) => a === "--url" || a.startsWith("--url="));
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === "-c" || a === "--command" || a === "--url") {
+      out.push(a === "-c" ? "--command" : a);
+      if (i + 1 < args.length) out.push(args[++i]!);
+    } else if (a === "--") {
+      out.push(...args.slice(i));
+      break;
+    } else if (!a.startsWith("-") && !urlGiven) {
+      out.push("--url", a);
+      urlGiven = true;
+    } else {
+      out.push(a);
+    }
+  }
+  return out;
+}
+
+/**
+ * Standalone entry: parses raw arguments (positional URL, -c) itself and runs. For a CLI main that
+ * does not call `rewriteArgs`, and for tests.
+ */
+export async function runSqlCommand(argv: readonly string[]): Promise<number> {
   let parsed;
   try {
     parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: { command: { type: "string", short: "c" }, help: { type: "boolean", short: "h" } },
+      args: rewriteArgs(argv),
+      strict: true,
+      allowPositionals: false,
+      options: { url: { type: "string" }, command: { type: "string" }, help: { type: "boolean", short: "h" } },
     });
   } catch (e) {
-    process.stderr.write(`borealis sql: ${describeError(e)}\n\n${usage}\n`);
+    process.stderr.write(`borealis sql: ${describeError(e).split("\n")[0]}\nUsage: ${sqlCommand.usage} (see borealis sql --help)\n`);
     return 2;
   }
-  if (parsed.values.help) {
-    process.stdout.write(usage + "\n");
+  if (parsed.values.help === true) {
+    process.stdout.write(`Usage: ${sqlCommand.usage}\n\n${description}\n`);
     return 0;
   }
-  if (parsed.positionals.length > 1) {
-    process.stderr.write(`borealis sql: expected at most one URL, got ${parsed.positionals.length} arguments\n\n${usage}\n`);
-    return 2;
-  }
-  const url = parsed.positionals[0] ?? process.env["BOREALIS_URL"] ?? DEFAULT_URL;
+  const given = new Set(Object.keys(parsed.values).filter((k) => parsed.values[k as keyof typeof parsed.values] !== undefined));
+  return run({ values: { url: parsed.values.url ?? DEFAULT_URL, command: parsed.values.command }, given });
+}
+
+export async function run(flags: SqlFlags): Promise<number> {
+  const url = flags.given.has("url") ? String(flags.values["url"]) : process.env["BOREALIS_URL"] || DEFAULT_URL;
+  const command = flags.values["command"];
 
   let client: Client;
   try {
@@ -78,7 +123,7 @@ export async function run(argv: string[]): Promise<number> {
     return 2;
   }
   try {
-    if (parsed.values.command !== undefined) return await runScript(client, parsed.values.command);
+    if (typeof command === "string") return await runScript(client, command);
     if (!process.stdin.isTTY) return await runScript(client, await readStdin());
     return await interactive(client, url);
   } finally {

@@ -1,0 +1,8 @@
+/** Every `borealis` subcommand, in the order `borealis --help` lists them. */
+import type { Command } from "../command.js";
+import { controlPlaneCommand } from "./control-plane.js";
+import { statusCommand } from "./status.js";
+import { storageNodeCommand } from "./storage-node.js";
+import { upCommand } from "./up.js";
+
+export const COMMANDS: readonly Command[] = [upCommand, statusCommand, controlPlaneCommand, storageNodeCommand];

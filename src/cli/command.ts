@@ -42,6 +42,11 @@ export interface Command {
   readonly description: string;
   readonly flags: Readonly<Record<string, FlagSpec>>;
   readonly examples: readonly string[];
+  /**
+   * Turns a command's customary short forms into declared flags before strict parsing, e.g. `borealis
+   * sql URL -c SQL` → `--url URL --command SQL`. Most commands have none.
+   */
+  rewriteArgs?(args: readonly string[]): string[];
   /** Resolves with the exit code. Throw UsageError for bad flag values, anything else for operating errors. */
   run(flags: ParsedFlags): Promise<number>;
 }

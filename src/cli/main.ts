@@ -50,7 +50,7 @@ async function main(argv: readonly string[]): Promise<number> {
     return usageFailure(first.startsWith("-") ? `unknown flag ${first} (flags go after the command)` : `unknown command "${first}"`);
   }
   try {
-    const flags = parseFlags(command, rest);
+    const flags = parseFlags(command, command.rewriteArgs?.(rest) ?? rest);
     if (flags === null) {
       out(commandHelp(command));
       return EXIT_OK;

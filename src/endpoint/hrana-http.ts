@@ -20,7 +20,7 @@
  *   GET  /version                        JSON: server name and version, protocols
  *
  * Bounds: request bodies (`maxBodyBytes`, 413), requests per pipeline, steps per batch, condition
- * nesting, stored SQL per stream, open streams, response size (`maxResponseBytes`: a result that would
+ * nesting, stored SQL per stream, open streams, open connections, response size (`maxResponseBytes`: a result that would
  * exceed it becomes a RESPONSE_TOO_LARGE error), time to receive a request (`requestTimeoutMs`), the
  * health callback's time. Malformed bodies get 400 and nothing in them runs; no request can crash the
  * server (every handler's failure becomes a response and a log line).
@@ -65,6 +65,8 @@ export interface HranaServerOptions {
   /** SQL texts a stream may store with `store_sql`: count (default 50, sqld's) and total bytes (default 1 MiB). */
   readonly maxStoredSql?: number;
   readonly maxStoredSqlBytes?: number;
+  /** Open HTTP connections (keep-alive ones included). Default 4096. */
+  readonly maxConnections?: number;
   /** Time allowed to receive a whole request. Default 30 000. */
   readonly requestTimeoutMs?: number;
   /** How integral floats are bound; see `values.ts`. Default "integer". */
@@ -100,6 +102,7 @@ export const HRANA_DEFAULTS = {
   maxStoredSql: 50,
   maxStoredSqlBytes: 1024 * 1024,
   requestTimeoutMs: 30_000,
+  maxConnections: 4096,
   healthTimeoutMs: 2_000,
 } as const;
 
@@ -173,8 +176,10 @@ export async function startHranaServer(env: Env, engine: SqlEngine, options: Hra
       for (const r of request.requests) {
         // Strictly in order: each request sees the effects of the ones before it.
         let text = stringifyJson(await handler.handle(stream, r));
+        // Counted in JSON characters (≈ bytes: the text is mostly ASCII). A result that does not fit
+        // is replaced by an error; smaller results after it may still fit.
+        if (bytes + text.length > maxResponseBytes) text = tooLarge(maxResponseBytes);
         bytes += text.length;
-        if (bytes > maxResponseBytes) text = tooLarge(maxResponseBytes);
         results.push(text);
       }
     } finally {
@@ -325,6 +330,7 @@ export async function startHranaServer(env: Env, engine: SqlEngine, options: Hra
     inFlight.add(p);
     void p.finally(() => inFlight.delete(p));
   });
+  server.maxConnections = options.maxConnections ?? HRANA_DEFAULTS.maxConnections;
   server.requestTimeout = options.requestTimeoutMs ?? HRANA_DEFAULTS.requestTimeoutMs;
   server.headersTimeout = Math.min(server.requestTimeout, 10_000);
   server.on("clientError", (err, socket) => {

@@ -15,6 +15,7 @@ import { betterSqliteEngine } from "./better-sqlite3-engine.js";
 import type { SqlEngine } from "../../src/compute/sql-engine.js";
 
 const commandModule = fileURLToPath(new URL("../../src/cli/commands/sql.js", import.meta.url));
+const cliMain = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
 const entry = `const m = await import(${JSON.stringify(commandModule)}); process.exitCode = await m.runSqlCommand(process.argv.slice(1));`;
 
 interface RunResult {
@@ -23,9 +24,10 @@ interface RunResult {
   stderr: string;
 }
 
-function runShell(args: string[], stdin = ""): Promise<RunResult> {
+function runShell(args: string[], stdin = "", viaMain = false): Promise<RunResult> {
+  const argv = viaMain ? [cliMain, "sql", ...args] : ["--input-type=module", "-e", entry, "--", ...args];
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--input-type=module", "-e", entry, "--", ...args], {
+    const child = spawn(process.execPath, argv, {
       stdio: ["pipe", "pipe", "pipe"],
       env: { ...process.env, BOREALIS_URL: "" },
     });
@@ -111,6 +113,15 @@ describe("borealis sql", () => {
     assert.match(r.stderr, /rolled back/);
     const check = await runShell([server.url, "-c", "SELECT count(*) FROM people WHERE id = 20"]);
     assert.match(check.stdout, /^\s+0$/m);
+  });
+
+  it("runs as `borealis sql URL -c SQL` through the CLI's main", async () => {
+    const r = await runShell([server.url, "-c", "SELECT 6 * 7 AS answer"], "", true);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, " answer\n--------\n     42\n(1 row)\n");
+    const bad = await runShell([server.url, "-c", "SELECT * FROM missing"], "", true);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /no such table: missing/);
   });
 
   it("reports an unreachable server and bad usage", async () => {

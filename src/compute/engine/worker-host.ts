@@ -1,0 +1,124 @@
+/**
+ * The main thread's handle on one SQL worker: starts it (compiled `sql-worker.js` next to this
+ * module, so it works from any outDir), sends requests and matches replies, serves its page bridge
+ * from the `VolumeIO`, and passes the writer's MTRs and any fatal error up to the engine.
+ *
+ * Requests in flight per worker are bounded (the engine bounds sessions and their queues; this is the
+ * last line). A worker that dies fails every request in flight.
+ */
+import { Worker } from "node:worker_threads";
+import { assert } from "../../core/assert.js";
+import { BorealisError } from "../../core/errors.js";
+import type { MiniTransaction } from "../volume-io.js";
+import { PageBridgeServer, type PageReader } from "./page-bridge.js";
+import type { WorkerInit, WorkerMessage, WorkerReply, WorkerRequest } from "./worker-protocol.js";
+
+type DistributiveOmit<T, K extends keyof T> = T extends unknown ? Omit<T, K> : never;
+export type RequestBody = DistributiveOmit<WorkerRequest, "id">;
+
+export interface WorkerHostEvents {
+  readonly onMtr: (mtr: MiniTransaction) => void;
+  readonly onFatal: (error: Error) => void;
+  readonly readPage: PageReader;
+}
+
+interface Pending {
+  readonly resolve: (r: WorkerReply) => void;
+  readonly reject: (e: unknown) => void;
+}
+
+export class WorkerHost {
+  readonly role: WorkerInit["role"];
+  readonly index: number;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private dead: Error | null = null;
+  private closing = false;
+
+  private constructor(
+    private readonly worker: Worker,
+    private readonly bridge: PageBridgeServer,
+    init: WorkerInit,
+    private readonly maxInFlight: number,
+  ) {
+    this.role = init.role;
+    this.index = init.workerIndex;
+  }
+
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  static start(init: WorkerInit, events: WorkerHostEvents, maxInFlight: number): Promise<WorkerHost> {
+    const worker = new Worker(new URL("./sql-worker.js", import.meta.url), { workerData: init, name: `borealis-sql-${init.role}-${init.workerIndex}` });
+    const bridge = new PageBridgeServer(init.bridgeSab, events.readPage);
+    const host = new WorkerHost(worker, bridge, init, maxInFlight);
+    return new Promise<WorkerHost>((resolve, reject) => {
+      let ready = false;
+      worker.on("message", (msg: WorkerMessage) => {
+        switch (msg.type) {
+          case "ready":
+            ready = true;
+            resolve(host);
+            return;
+          case "reply": {
+            const p = host.pending.get(msg.reply.id);
+            assert(p !== undefined, `reply to an unknown request ${msg.reply.id}`);
+            host.pending.delete(msg.reply.id);
+            p.resolve(msg.reply);
+            return;
+          }
+          case "mtr":
+            events.onMtr(msg.mtr);
+            return;
+          case "fatal": {
+            const e = new Error(`SQL ${init.role} worker ${init.workerIndex} failed: ${msg.message}`);
+            if (msg.stack !== undefined) e.stack = msg.stack;
+            host.fail(e);
+            if (!ready) reject(e);
+            else events.onFatal(e);
+            return;
+          }
+        }
+      });
+      worker.on("error", (e) => {
+        host.fail(e);
+        if (!ready) reject(e);
+        else events.onFatal(e);
+      });
+      worker.on("exit", (code) => {
+        bridge.stop();
+        if (host.closing) return;
+        const e = new Error(`SQL ${init.role} worker ${init.workerIndex} exited with code ${code}`);
+        host.fail(e);
+        if (!ready) reject(e);
+        else events.onFatal(e);
+      });
+    });
+  }
+
+  request(body: RequestBody): Promise<WorkerReply> {
+    if (this.dead !== null) return Promise.reject(new BorealisError("INTERNAL", this.dead.message, {}, { cause: this.dead }));
+    if (this.pending.size >= this.maxInFlight) {
+      return Promise.reject(new BorealisError("TOO_MANY_IN_FLIGHT", `${this.pending.size} requests in flight to the SQL ${this.role}`));
+    }
+    const id = this.nextId++;
+    return new Promise<WorkerReply>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.worker.postMessage({ ...body, id } as WorkerRequest);
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    this.bridge.stop();
+    this.fail(new Error("engine closed"));
+    await this.worker.terminate();
+  }
+
+  private fail(e: Error): void {
+    if (this.dead === null) this.dead = e;
+    for (const p of this.pending.values()) p.reject(new BorealisError("INTERNAL", e.message, {}, { cause: e }));
+    this.pending.clear();
+  }
+}

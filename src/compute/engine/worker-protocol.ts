@@ -1,0 +1,92 @@
+/**
+ * Messages between the engine's main thread and its SQL workers (postMessage; structured clone).
+ *
+ * Requests carry an id and are answered in order, one at a time (a worker runs SQLite
+ * synchronously). The writer worker also sends `mtr` messages: each commit's mini-transaction, posted
+ * before the reply of the request that committed it, so the main thread has submitted the MTR to the
+ * volume by the time it sees the commit LSN in the reply.
+ */
+import type { LsnState, MiniTransaction } from "../volume-io.js";
+import type { PoolStats } from "./buffer-pool.js";
+import type { RawDescribe, RawResult, RawValue } from "./connection.js";
+import type { CommitStats } from "./redo-writer.js";
+import type { VfsRole, VfsStats } from "./vfs.js";
+
+export interface WorkerInit {
+  readonly role: VfsRole;
+  readonly workerIndex: number;
+  readonly controlSab: SharedArrayBuffer;
+  readonly poolSab: SharedArrayBuffer;
+  readonly bridgeSab: SharedArrayBuffer;
+  readonly pageSize: number;
+  readonly pgPages: number;
+  /** First slot of this worker's connections in the shared read point table. */
+  readonly readSlotBase: number;
+  readonly maxConnections: number;
+  /** SQLite page cache per connection, KiB (large on the writer so commits stay batch-atomic). */
+  readonly cacheKib: number;
+  readonly bridgeSpin: number;
+  readonly bridgeTimeoutMs: number;
+  readonly maxResultRows: number;
+  readonly maxResultBytes: number;
+  /** Writer only. */
+  readonly lsnState: LsnState | null;
+  readonly lal: number;
+  readonly lalWaitMs: number;
+  readonly directoryCapacity: number;
+  readonly shipPageImages: boolean;
+}
+
+export type WorkerRequest =
+  | {
+    readonly op: "exec";
+    readonly id: number;
+    readonly conn: number;
+    readonly sql: string;
+    readonly args: readonly RawValue[];
+    readonly named: readonly (readonly [string, RawValue])[];
+    readonly wantRows: boolean;
+    /** The engine's write lock covers this statement (writer only). */
+    readonly allowWrite: boolean;
+    /** Reader: run only if the statement is read-only, else answer `notReadonly`. */
+    readonly classify: boolean;
+  }
+  | { readonly op: "script"; readonly id: number; readonly conn: number; readonly sql: string; readonly allowWrite: boolean }
+  | { readonly op: "describe"; readonly id: number; readonly conn: number; readonly sql: string }
+  /** Ends any transaction left open on the connection (a session closed). */
+  | { readonly op: "reset"; readonly id: number; readonly conn: number }
+  | { readonly op: "stats"; readonly id: number };
+
+export type WireError =
+  | { readonly kind: "sqlite"; readonly message: string; readonly code: string; readonly extendedCode: string; readonly rawCode: number }
+  /** A commit or lock refused by the VFS; `reason` says why (redo-writer.ts VetoReason or the VFS's). */
+  | { readonly kind: "veto"; readonly reason: string; readonly message: string; readonly rawCode: number }
+  | { readonly kind: "internal"; readonly message: string };
+
+export interface ConnState {
+  /** sqlite3_txn_state of main: 0 none, 1 read, 2 write. */
+  readonly txn: number;
+  readonly autocommit: boolean;
+  /** Read point of the connection's current or last snapshot. */
+  readonly readLsn: number;
+  /** CPL of the last commit this request made, 0 if none. */
+  readonly commitLsn: number;
+}
+
+export interface WorkerStats {
+  readonly vfs: VfsStats;
+  readonly pool: PoolStats;
+  readonly commit: CommitStats | null;
+  readonly bridgeHops: number;
+}
+
+export type WorkerReply =
+  | ({ readonly id: number; readonly ok: true; readonly result: RawResult | null; readonly describe?: RawDescribe;
+    readonly notReadonly?: boolean; readonly needWriteLock?: boolean; readonly stats?: WorkerStats } & ConnState)
+  | ({ readonly id: number; readonly ok: false; readonly error: WireError } & ConnState);
+
+export type WorkerMessage =
+  | { readonly type: "ready" }
+  | { readonly type: "reply"; readonly reply: WorkerReply }
+  | { readonly type: "mtr"; readonly mtr: MiniTransaction }
+  | { readonly type: "fatal"; readonly message: string; readonly stack?: string };

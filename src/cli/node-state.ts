@@ -7,7 +7,7 @@
  * One function so the transport stays out of the command: it never throws; a node that cannot be
  * asked is a value saying why.
  */
-import type { Env } from "../env/env.js";
+import type { Env, Timer } from "../env/env.js";
 import { parseHostPort } from "../core/types.js";
 import type { SegmentState } from "../wire/messages.js";
 import { StorageClient } from "../wire/storage-client.js";
@@ -16,18 +16,32 @@ export type NodeState =
   | { readonly reachable: true; readonly nodeId: string; readonly az: string; readonly fenced: boolean; readonly segments: readonly SegmentState[] }
   | { readonly reachable: false; readonly error: string };
 
+/**
+ * Asks the node at `address` for its status. Never throws, and never takes much longer than
+ * `timeoutMs`: on top of the client's own connect and request timeouts there is one overall deadline, so
+ * that `borealis status` answers even if a node, or a bug, leaves a request unanswered.
+ */
 export async function fetchNodeState(env: Env, address: string, timeoutMs: number): Promise<NodeState> {
   let client: StorageClient | undefined;
-  try {
+  let timer: Timer | undefined;
+  const deadline = new Promise<NodeState>((resolve) => {
+    timer = env.clock.setTimer(timeoutMs, () => resolve({ reachable: false, error: `no answer within ${timeoutMs} ms` }));
+  });
+  const ask = async (): Promise<NodeState> => {
     client = new StorageClient(env, parseHostPort(address), {
       role: "admin", senderId: "borealis-status", connectTimeoutMs: timeoutMs, requestTimeoutMs: timeoutMs,
     });
     await client.connect();
     const status = await client.nodeStatus({ timeoutMs });
     return { reachable: true, nodeId: status.nodeId, az: status.az, fenced: status.fenced, segments: status.segments };
-  } catch (e) {
-    return { reachable: false, error: e instanceof Error ? e.message : String(e) };
+  };
+  try {
+    return await Promise.race([
+      ask().catch((e: unknown): NodeState => ({ reachable: false, error: e instanceof Error ? e.message : String(e) })),
+      deadline,
+    ]);
   } finally {
+    timer?.cancel();
     client?.close();
   }
 }

@@ -64,6 +64,8 @@ const TAIL_LINES = 20;
 const TAIL_LINE_CHARS = 500;
 /** After SIGKILL, how long to wait for the exit to be reported before giving up on a child. */
 const KILL_WAIT_MS = 2000;
+/** How long after 'exit' the 'close' event (all output read) may take before the exit is handled anyway. */
+const CLOSE_AFTER_EXIT_MS = 1000;
 
 class Supervised {
   child: ChildProcess | null = null;
@@ -201,8 +203,13 @@ export class Supervisor {
       }
       this.options.onEvent?.({ type: "exited", key: s.spec.key, pid: child.pid ?? null, code, signal, ...(error ? { error } : {}), restartInMs });
     };
-    // 'close' (not 'exit') so that the child's last output has been read before we report it.
+    // 'close' (not 'exit') so that the child's last output has been read before we report it; but a
+    // grandchild holding the pipes open must not hide the exit for ever, hence the fallback.
     child.on("close", (code, signal) => finish(code, signal));
+    child.on("exit", (code, signal) => {
+      const fallback = this.options.clock.setTimer(CLOSE_AFTER_EXIT_MS, () => finish(code, signal));
+      child.once("close", () => fallback.cancel());
+    });
     child.on("error", (e) => {
       // spawn itself failed (no such executable …): there will be no 'close' with a pid.
       if (child.pid === undefined) finish(null, null, e.message);

@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as net from "node:net";
+import * as http from "node:http";
 import { Az, Epoch, NodeId, VolumeId } from "../../src/core/types.js";
 import { isBorealisError, type ErrorCode } from "../../src/core/errors.js";
 import { ControlPlane } from "../../src/control-plane/control-plane.js";
@@ -70,6 +71,20 @@ test("bad requests: malformed JSON, oversized body, unknown route, wrong method,
   const big = await raw(`${u}/v1/volumes`, "POST", JSON.stringify({ volumeId: "x".repeat(DEFAULT_MAX_BODY_BYTES) }));
   assert.equal(big.status, 413);
   assert.equal(big.json.error.code, "FRAME_TOO_LARGE");
+
+  // Without a content-length (chunked), the limit is enforced while reading, before buffering it all.
+  const chunked = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const req = http.request(`${u}/v1/volumes`, { method: "POST", headers: { "content-type": "application/json" } }, (res) => {
+      let body = "";
+      res.on("data", (b: Buffer) => { body += b.toString(); });
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on("error", reject);
+    for (let i = 0; i < 8; i++) req.write("x".repeat(DEFAULT_MAX_BODY_BYTES / 4));
+    req.end();
+  });
+  assert.equal(chunked.status, 413);
+  assert.equal(JSON.parse(chunked.body).error.code, "FRAME_TOO_LARGE");
 
   const unknown = await raw(`${u}/v1/nothing`, "GET");
   assert.equal(unknown.status, 404);

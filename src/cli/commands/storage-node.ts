@@ -48,6 +48,7 @@ export const storageNodeCommand: Command = {
     const shutdown = onShutdown(`borealis storage-node ${nodeId}`);
     const base = realEnv();
     const env = { ...base, log: base.log.child({ node: nodeId }) };
+    await env.disk.mkdirp(dataDir); // the help promises it; runStorageNode may then assume it exists
     const node = await runStorageNode(env, {
       nodeId, az, dataDir, listen,
       ...(controlPlaneUrl === undefined ? {} : { controlPlaneUrl }),

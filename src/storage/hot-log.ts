@@ -355,7 +355,8 @@ export class HotLog {
   }
 
   private maybeDelete(f: LogFile): void {
-    if (!this.opened || f.refs > 0 || f.deleting || f.seq === this.active.seq) return;
+    // Not while closing either: what is left is cleaned up at the next open.
+    if (!this.opened || this.closing || f.refs > 0 || f.deleting || f.seq === this.active.seq) return;
     f.deleting = true;
     // Deletions run one at a time; a failed one only costs disk space, never correctness.
     this.deletions = this.deletions.then(async () => {

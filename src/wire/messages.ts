@@ -341,7 +341,8 @@ export function readResponse(r: ByteReader, buf: Uint8Array, key?: SegmentKey): 
       const az = r.string("az");
       const fenced = r.bool("fenced");
       const count = r.varint("segment count");
-      if (count > r.remaining / 16) throw new BorealisError("PROTOCOL_ERROR", `segment count ${count} exceeds the frame`);
+      // A segment state takes at least 12 bytes (geometry 5, epochs 2, five LSNs 5): more is a lie.
+      if (count > r.remaining / 12) throw new BorealisError("PROTOCOL_ERROR", `segment count ${count} exceeds the frame`);
       const segments: SegmentState[] = [];
       for (let i = 0; i < count; i++) segments.push(readState(r));
       m = { type, nodeId, az, fenced, segments };

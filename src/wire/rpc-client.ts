@@ -296,7 +296,14 @@ export class RpcClient {
       throw new BorealisError("PROTOCOL_ERROR", `response to unknown request ${frame.requestId}`);
     }
     this.sent.delete(p.id);
-    const response = readResponse(new ByteReader(frame.message), frame.message, p.key);
+    let response: Response;
+    try {
+      response = readResponse(new ByteReader(frame.message), frame.message, p.key);
+    } catch (e) {
+      // The caller is no longer in `sent`, so `shutdown` would not reach it: tell it here.
+      if (!p.abandoned) p.reject(new BorealisError("PROTOCOL_ERROR", `cannot decode the answer to ${p.type}: ${e instanceof Error ? e.message : String(e)}`, {}, { cause: e }));
+      throw e;
+    }
     if (response.type !== "error" && response.type !== EXPECTED_RESPONSE[p.type]) {
       const e = new BorealisError("PROTOCOL_ERROR", `server answered ${p.type} with ${response.type}`);
       if (!p.abandoned) p.reject(e);

@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { BorealisError, ErrorCodes, isBorealisError, type ErrorCode } from "../../src/core/errors.js";
-import { Epoch, Lsn, PgId, VolumeId } from "../../src/core/types.js";
+import { Epoch, Lsn, PageNo, PgId, VolumeId } from "../../src/core/types.js";
 import { ByteReader, ByteWriter } from "../../src/wire/bytes.js";
 import { FrameDecoder, FrameKind, encodeRequestFrame, encodeResponseFrame, type Frame } from "../../src/wire/frame.js";
 import {
@@ -109,4 +109,17 @@ test("errors keep their code and details across the wire; unknown wire codes bec
   const bytes = w.finish();
   const r = readResponse(new ByteReader(bytes), bytes);
   assert.equal(r.type === "error" && r.code, "INTERNAL");
+});
+
+test("a node status with many minimal segment states decodes (smallest encodings)", () => {
+  const state = {
+    geometry: { volumeId: VolumeId(""), pgId: PgId(0), firstPage: PageNo(0), pageCount: 0, pageSize: 0 },
+    epochs: { volumeEpoch: Epoch(0), membershipEpoch: Epoch(0) },
+    scl: Lsn(0), highestLsn: Lsn(0), knownVdl: Lsn(0), materializedLsn: Lsn(0), retentionLsn: Lsn(0),
+  };
+  const m = { type: "nodeStatus" as const, nodeId: "", az: "", fenced: false, segments: Array.from({ length: 50 }, () => state) };
+  const w = new ByteWriter();
+  writeResponse(w, m);
+  const bytes = w.finish();
+  assert.deepEqual(plain(readResponse(new ByteReader(bytes), bytes)), plain(m));
 });

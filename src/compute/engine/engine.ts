@@ -137,6 +137,9 @@ export class Engine implements SqlEngine {
   private mtrCount = 0;
   private failure: Error | null = null;
   private closed = false;
+  /** Rejects when the engine closes: nothing waits for durability past that. */
+  private readonly closeSignal: Promise<never>;
+  private signalClose: (e: Error) => void = () => undefined;
   readonly busyTimeoutMs: number;
   readonly maxQueuedPerSession: number;
   private readonly maxSessions: number;
@@ -157,6 +160,10 @@ export class Engine implements SqlEngine {
     this.lastMtrLsn = options.lsnState.vdl;
     this.lastAckLsn = options.lsnState.vdl;
     this.log = options.log ?? silentLogger;
+    this.closeSignal = new Promise<never>((_, reject) => {
+      this.signalClose = reject;
+    });
+    this.closeSignal.catch(() => undefined);
   }
 
   static async start(options: EngineOptions): Promise<Engine> {
@@ -233,6 +240,7 @@ export class Engine implements SqlEngine {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.signalClose(new BorealisError("SHUTTING_DOWN", "the SQL engine closed while waiting for durability"));
     await Promise.allSettled([...this.sessions].map((s) => s.close()));
     this.gate.rejectAll(new BorealisError("SHUTTING_DOWN", "the SQL engine is closing"));
     await Promise.allSettled([this.writer, ...this.readers].map((w) => w.host.close()));
@@ -281,7 +289,7 @@ export class Engine implements SqlEngine {
     this.lastAckLsn = lsn;
     const durable = this.failure !== null && lsn > this.volume.vdl()
       ? Promise.reject(this.failure)
-      : this.volume.whenDurable(Lsn(lsn));
+      : Promise.race([this.volume.whenDurable(Lsn(lsn)), this.closeSignal]);
     const mine = this.ackTail.then(() => durable).then(
       () => assert(this.volume.vdl() >= lsn, 5, `commit ${lsn} acknowledged at VDL ${this.volume.vdl()}`),
       (e: unknown) => {
@@ -296,7 +304,7 @@ export class Engine implements SqlEngine {
   /** A read on the writer at a snapshot above VDL waits until that snapshot is durable. */
   async snapshotDurable(readLsn: number): Promise<void> {
     if (readLsn <= this.volume.vdl()) return;
-    await this.volume.whenDurable(Lsn(readLsn));
+    await Promise.race([this.volume.whenDurable(Lsn(readLsn)), this.closeSignal]);
   }
 
   /** Makes sure workers see at least the volume's current VDL before a read is dispatched. */
@@ -577,9 +585,11 @@ class EngineSession implements SqlSession {
   private async finish(reply: WorkerReply): Promise<StatementResult> {
     const wasWriter = this.pin === null || this.pin.kind === "writer";
     this.afterReply(reply);
+    // A script may have committed before it failed: its commits are acknowledged (or their outcome
+    // reported unknown) before its error is.
     if (reply.commitLsn > 0) await this.e.ackCommit(reply.commitLsn);
-    else if (wasWriter && reply.readLsn > 0) await this.e.snapshotDurable(reply.readLsn);
     if (!reply.ok) throw this.e.errorOf(reply);
+    if (reply.commitLsn === 0 && wasWriter && reply.readLsn > 0) await this.e.snapshotDurable(reply.readLsn);
     return toResult(reply.result);
   }
 

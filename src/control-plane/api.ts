@@ -10,7 +10,7 @@
  */
 import { BorealisError } from "../core/errors.js";
 import { isSafeUint } from "../core/assert.js";
-import { Az, Epoch, NodeId, VolumeId, parseHostPort, type PgId } from "../core/types.js";
+import { Az, Epoch, NodeId, VolumeId, parseHostPort, type Lsn, type PgId } from "../core/types.js";
 import type { SegmentGeometry } from "../wire/messages.js";
 
 // ---------------------------------------------------------------------------------------------- shapes
@@ -65,6 +65,24 @@ export interface WriterRecord {
   readonly updatedAtWallMs: number;
 }
 
+/**
+ * One completed writer recovery (invariant 8): the epoch it started, the VDL it recovered, and the end
+ * of its truncation range. A segment that missed a recovery must apply its annulment before it adopts
+ * any later epoch, so every writer sends the whole list (src/compute/volume/recovery.ts).
+ */
+export interface RecoveryRecord {
+  readonly epoch: Epoch;
+  readonly vdl: Lsn;
+  readonly truncateThrough: Lsn;
+  readonly atWallMs: number;
+}
+
+export interface RecordRecoveryRequest {
+  readonly epoch: Epoch;
+  readonly vdl: Lsn;
+  readonly truncateThrough: Lsn;
+}
+
 export interface Volume {
   readonly volumeId: VolumeId;
   readonly pageSize: number;
@@ -77,6 +95,8 @@ export interface Volume {
   readonly createdAtWallMs: number;
   readonly pgs: readonly ProtectionGroup[];
   readonly writer: WriterRecord | null;
+  /** Every completed recovery, oldest first. */
+  readonly recoveries: readonly RecoveryRecord[];
 }
 
 export interface CreateVolumeRequest {
@@ -110,6 +130,11 @@ export interface ControlPlaneApi {
   bumpVolumeEpoch(volumeId: VolumeId, expected: Epoch): Promise<Epoch>;
   /** WRITER_FENCED when `epoch` is older than the volume epoch; INVALID_ARGUMENT when newer. */
   setWriter(request: SetWriterRequest): Promise<Volume>;
+  /**
+   * Appends a completed recovery. Only the writer of the current epoch records, once per epoch:
+   * WRITER_FENCED for an older epoch, CONFLICT if this epoch already recorded one.
+   */
+  recordRecovery(volumeId: VolumeId, request: RecordRecoveryRequest): Promise<Volume>;
 }
 
 // ------------------------------------------------------------------------------------------ defaults
@@ -128,6 +153,8 @@ export const API_LIMITS = {
   maxVolumes: 1024,
   maxNodes: 1024,
   maxEndpointChars: 256,
+  /** Recoveries remembered per volume (one per writer restart); matches a segment's annulment limit. */
+  maxRecoveries: 10_000,
   maxAddressChars: 260,
 } as const;
 
@@ -226,4 +253,16 @@ export function parseEpochBumpRequest(body: unknown): Epoch {
   const o = asObject(body, "bump volume epoch");
   noExtraFields(o, ["expect"], "bump volume epoch");
   return parseEpoch(o["expect"], "expect");
+}
+
+/** The body of `POST /v1/volumes/:id/recoveries`. */
+export function parseRecordRecoveryRequest(body: unknown): RecordRecoveryRequest {
+  const o = asObject(body, "record recovery");
+  noExtraFields(o, ["epoch", "vdl", "truncateThrough"], "record recovery");
+  const vdl = o["vdl"];
+  const truncateThrough = o["truncateThrough"];
+  if (!isSafeUint(vdl) || !isSafeUint(truncateThrough) || truncateThrough < vdl) {
+    throw invalid("vdl and truncateThrough must be LSNs with truncateThrough ≥ vdl");
+  }
+  return { epoch: parseEpoch(o["epoch"], "recovery epoch"), vdl: vdl as Lsn, truncateThrough: truncateThrough as Lsn };
 }

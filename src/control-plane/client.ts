@@ -11,7 +11,7 @@ import { BorealisError, ErrorCodes, type ErrorCode, type ErrorDetails } from "..
 import { assert } from "../core/assert.js";
 import type { Epoch, VolumeId } from "../core/types.js";
 import type {
-  ControlPlaneApi, CreateVolumeRequest, HeartbeatRequest, HeartbeatResponse, SetWriterRequest,
+  ControlPlaneApi, CreateVolumeRequest, HeartbeatRequest, HeartbeatResponse, RecordRecoveryRequest, SetWriterRequest,
   StorageNodeInfo, Volume,
 } from "./api.js";
 
@@ -94,6 +94,11 @@ export class ControlPlaneClient implements ControlPlaneApi {
     const path = `/v1/volumes/${encodeURIComponent(request.volumeId)}/writer`;
     const body = { endpoint: request.endpoint, epoch: request.epoch };
     return (await this.request<{ volume: Volume }>("PUT", path, body)).volume;
+  }
+
+  async recordRecovery(volumeId: VolumeId, request: RecordRecoveryRequest): Promise<Volume> {
+    const path = `/v1/volumes/${encodeURIComponent(volumeId)}/recoveries`;
+    return (await this.request<{ volume: Volume }>("POST", path, request)).volume;
   }
 
   // ------------------------------------------------------------------------------------------ private

@@ -30,9 +30,9 @@ import type { SegmentGeometry } from "../wire/messages.js";
 import type { KvStore } from "./kv-store.js";
 import {
   API_LIMITS, DEFAULT_HEARTBEAT_TIMEOUT_MS, parseCreateVolumeRequest, parseEpoch, parseHeartbeatRequest,
-  parseSetWriterRequest, parseVolumeId,
+  parseRecordRecoveryRequest, parseSetWriterRequest, parseVolumeId,
   type ControlPlaneApi, type CreateVolumeRequest, type HeartbeatRequest, type HeartbeatResponse,
-  type ProtectionGroup, type SetWriterRequest, type StorageNodeInfo, type Volume, type WriterRecord,
+  type ProtectionGroup, type RecordRecoveryRequest, type RecoveryRecord, type SetWriterRequest, type StorageNodeInfo, type Volume, type WriterRecord,
 } from "./api.js";
 import { checkPlacement, placeProtectionGroups, type PlacementCandidate, type SegmentPlacement } from "./placement.js";
 
@@ -72,6 +72,8 @@ interface VolumeDoc {
   readonly createdAtWallMs: number;
   readonly pgs: readonly PgDoc[];
   readonly writer: WriterRecord | null;
+  /** Absent in documents written before recoveries were recorded. */
+  readonly recoveries?: readonly RecoveryRecord[];
 }
 
 /** The pages protection group `pgId` covers: [1 + g*pgPages, (g+1)*pgPages] (pages count from 1). */
@@ -239,6 +241,31 @@ export class ControlPlane implements ControlPlaneApi {
     return toVolume(doc, await this.nodeAddresses());
   }
 
+  async recordRecovery(volumeId: VolumeId, request: RecordRecoveryRequest): Promise<Volume> {
+    const id = parseVolumeId(volumeId);
+    const r = parseRecordRecoveryRequest(request);
+    const doc = await this.updateVolume(id, async (current) => {
+      if (r.epoch < current.volumeEpoch) {
+        throw new BorealisError("WRITER_FENCED",
+          `volume ${id} is at epoch ${current.volumeEpoch}; the recovery of epoch ${r.epoch} was overtaken`, { epoch: current.volumeEpoch });
+      }
+      if (r.epoch > current.volumeEpoch) {
+        throw new BorealisError("INVALID_ARGUMENT", `volume ${id} is at epoch ${current.volumeEpoch}, not ${r.epoch}`, { epoch: current.volumeEpoch });
+      }
+      const recoveries = current.recoveries ?? [];
+      const last = recoveries[recoveries.length - 1];
+      if (last !== undefined && last.epoch >= r.epoch) {
+        throw new BorealisError("CONFLICT", `volume ${id} already recorded the recovery of epoch ${last.epoch}`);
+      }
+      if (recoveries.length >= API_LIMITS.maxRecoveries) {
+        throw new BorealisError("INVALID_ARGUMENT", `volume ${id} has recorded ${recoveries.length} recoveries, the most it keeps`);
+      }
+      return { ...current, recoveries: [...recoveries, { ...r, atWallMs: this.env.clock.wallMs() }] };
+    });
+    this.env.log.info("recovery-recorded", { volumeId: id, epoch: r.epoch, vdl: r.vdl, truncateThrough: r.truncateThrough });
+    return toVolume(doc, await this.nodeAddresses());
+  }
+
   // ------------------------------------------------------------------------------------- private
 
   private async readVolume(volumeId: VolumeId): Promise<{ doc: VolumeDoc; revision: number }> {
@@ -318,6 +345,7 @@ function toVolume(d: VolumeDoc, addresses: ReadonlyMap<NodeId, string>): Volume 
   return {
     volumeId: d.volumeId, pageSize: d.pageSize, pgPages: d.pgPages, volumeEpoch: d.volumeEpoch,
     geometryEpoch: d.geometryEpoch, createdAtWallMs: d.createdAtWallMs, pgs, writer: d.writer,
+    recoveries: d.recoveries ?? [],
   };
 }
 

@@ -24,7 +24,7 @@ import { BorealisError, type ErrorCode } from "../core/errors.js";
 import { assert } from "../core/assert.js";
 import { formatHostPort, type HostPort } from "../core/types.js";
 import {
-  parseCreateVolumeRequest, parseEpochBumpRequest, parseHeartbeatRequest, parseSetWriterRequest, parseVolumeId,
+  parseCreateVolumeRequest, parseEpochBumpRequest, parseHeartbeatRequest, parseRecordRecoveryRequest, parseSetWriterRequest, parseVolumeId,
   type ControlPlaneApi,
 } from "./api.js";
 
@@ -115,6 +115,8 @@ const routes: readonly Route[] = [
     handler: async (api, [id]) => ({ status: 201, body: { volume: await api.addProtectionGroup(parseVolumeId(id)) } }) },
   { method: "POST", pattern: /^\/v1\/volumes\/([^/]+)\/epoch$/, body: true,
     handler: async (api, [id], body) => ok({ volumeEpoch: await api.bumpVolumeEpoch(parseVolumeId(id), parseEpochBumpRequest(body)) }) },
+  { method: "POST", pattern: /^\/v1\/volumes\/([^/]+)\/recoveries$/, body: true,
+    handler: async (api, [id], body) => ok({ volume: await api.recordRecovery(parseVolumeId(id), parseRecordRecoveryRequest(body)) }) },
   { method: "PUT", pattern: /^\/v1\/volumes\/([^/]+)\/writer$/, body: true,
     handler: async (api, [id], body) => {
       const fields = body !== null && typeof body === "object" && !Array.isArray(body) ? body : {};

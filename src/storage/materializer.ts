@@ -28,6 +28,13 @@ export interface MaterializerOptions {
   readonly retainLsns?: number;
   /** Bytes of records sorted per commit at most. Default 4 MiB. */
   readonly sortBatchBytes?: number;
+  /**
+   * Sorting waits until a segment has this many sortable bytes, or its oldest sortable record has
+   * waited `sortMaxDelayMs`: each sort is a page-store commit with its own fsync, and small ones
+   * compete with the hot log's fsyncs for the disk. Defaults 256 KiB and 200 ms.
+   */
+  readonly sortMinBytes?: number;
+  readonly sortMaxDelayMs?: number;
   /** Pages materialized per commit at most. Default 64. */
   readonly materializePagesPerStep?: number;
   /** Pages examined per garbage-collection step, and deletions per commit. Defaults 64 and 4096. */
@@ -80,6 +87,12 @@ export class Materializer {
   private readonly threshold: number;
   private readonly retainLsns: number;
   private readonly sortBatchBytes: number;
+  private readonly sortMinBytes: number;
+  private readonly sortMaxDelayMs: number;
+  /** Per segment: when it was first seen with sortable records that it has not sorted yet. */
+  private readonly waitingSince = new Map<string, number>();
+  /** Set while `runUntilIdle` drains everything regardless of batch sizes. */
+  private forced = false;
   private readonly materializePagesPerStep: number;
   private readonly gcPagesPerStep: number;
   private readonly gcOpsPerStep: number;
@@ -94,6 +107,8 @@ export class Materializer {
     this.threshold = options.materializeThreshold ?? 32;
     this.retainLsns = options.retainLsns ?? 1_000_000;
     this.sortBatchBytes = options.sortBatchBytes ?? 4 * 1024 * 1024;
+    this.sortMinBytes = Math.min(options.sortMinBytes ?? 256 * 1024, this.sortBatchBytes);
+    this.sortMaxDelayMs = options.sortMaxDelayMs ?? 200;
     this.materializePagesPerStep = options.materializePagesPerStep ?? 64;
     this.gcPagesPerStep = options.gcPagesPerStep ?? 64;
     this.gcOpsPerStep = options.gcOpsPerStep ?? 4096;
@@ -115,6 +130,28 @@ export class Materializer {
    * Runs steps until there is nothing to do or `budgetMs` has passed. Returns true when work remains.
    * A failed step is logged and ends the slice (a store failure has fenced the node already).
    */
+  /**
+   * Milliseconds until a deferred sort becomes due (the node sets a timer for it), or undefined
+   * when no segment is waiting.
+   */
+  nextDeferredMs(): number | undefined {
+    if (this.waitingSince.size === 0) return undefined;
+    const now = this.host.clock.nowMs();
+    let due = Infinity;
+    for (const since of this.waitingSince.values()) due = Math.min(due, since + this.sortMaxDelayMs - now);
+    return Math.max(0, due);
+  }
+
+  /** Runs every step there is, small sorts included, until nothing is left (tests, benchmarks, shutdown). */
+  async runUntilIdle(): Promise<void> {
+    this.forced = true;
+    try {
+      while (this.host.running && (await this.runSlice(1_000))) { /* more */ }
+    } finally {
+      this.forced = false;
+    }
+  }
+
   async runSlice(budgetMs: number): Promise<boolean> {
     const deadline = this.host.clock.nowMs() + budgetMs;
     for (;;) {
@@ -173,7 +210,20 @@ export class Materializer {
 
   private async sort(segment: Segment): Promise<boolean> {
     const batch = segment.takeSortable(this.sortBatchBytes);
-    if (batch.length === 0) return false;
+    const k = segmentKeyString(segment.key);
+    if (batch.length === 0) {
+      this.waitingSince.delete(k);
+      return false;
+    }
+    if (!this.forced) {
+      let bytes = 0;
+      for (const h of batch) bytes += h.record.bytes.byteLength;
+      const now = this.host.clock.nowMs();
+      const since = this.waitingSince.get(k);
+      if (since === undefined) this.waitingSince.set(k, now);
+      if (bytes < this.sortMinBytes && (since === undefined || now - since < this.sortMaxDelayMs)) return false;
+    }
+    this.waitingSince.delete(k);
     const key = segment.key;
     const tip = batch[batch.length - 1]!.record.lsn;
     const retentionLsn = this.retentionTarget(segment, tip);

@@ -19,14 +19,16 @@
  *
  *     segment prefix := u16 volumeId length, volumeId (UTF-8), u64 pgId
  *     meta    key    := prefix                       value := u32 crc, meta (encodeMeta)
- *     records key    := prefix, u64 page, u64 lsn    value := u32 crc, record bytes (record.ts)
+ *     records key    := prefix, u64 page, u64 lsn    value := record bytes (record.ts), exactly as received
  *     images  key    := prefix, u64 page, u64 lsn    value := u32 crc, page bytes
  *     lsns    key    := prefix, u64 lsn              value := u32 crc, varint page
  *
- * Every value's checksum is CRC32C over its bytes seeded with CRC32C(kind tag ‖ key), i.e. over its
- * identity (volume, PG, page, LSN) and bytes (invariant 9): a value read back under any other key, of
- * any other kind, or with a flipped bit fails with CORRUPT_DATA and is never served. Records also keep
- * their own identity-seeded checksum from the writer, verified again on read.
+ * Every value carries a CRC32C over its identity (volume, PG, page, LSN) and bytes (invariant 9), verified
+ * on every read; a mismatch is CORRUPT_DATA and the value is never served. For images, index entries
+ * and metadata it is a u32 prefix over the bytes seeded with CRC32C(kind tag ‖ key). A record already
+ * carries such a checksum (the writer's, seeded with volume and PG, covering its LSN, page, epoch and
+ * payload): it is verified, and its LSN and page must equal the key's, so a record read back under any
+ * other key or with a flipped bit fails just the same, and reads checksum each record once, not twice.
  */
 import { open as openLmdb, type Database, type RootDatabase } from "lmdb";
 import { assert } from "../core/assert.js";
@@ -89,26 +91,44 @@ const KIND_TAG: Record<DbName, number> = { meta: 1, records: 2, images: 3, lsns:
 
 const textEncoder = new TextEncoder();
 
+// Big-endian by hand: a DataView per key component costs more than the key itself.
 function putU64(out: Uint8Array, at: number, n: number): void {
   assert(Number.isSafeInteger(n) && n >= 0, `key component ${n} is not a safe unsigned integer`);
-  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
-  view.setUint32(at, Math.floor(n / 2 ** 32));
-  view.setUint32(at + 4, n >>> 0);
+  const hi = Math.floor(n / 2 ** 32);
+  const lo = n >>> 0;
+  out[at] = hi >>> 24; out[at + 1] = (hi >>> 16) & 0xff; out[at + 2] = (hi >>> 8) & 0xff; out[at + 3] = hi & 0xff;
+  out[at + 4] = lo >>> 24; out[at + 5] = (lo >>> 16) & 0xff; out[at + 6] = (lo >>> 8) & 0xff; out[at + 7] = lo & 0xff;
 }
 
 function getU64(b: Uint8Array, at: number): number {
-  const view = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  return view.getUint32(at) * 2 ** 32 + view.getUint32(at + 4);
+  const hi = ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
+  const lo = ((b[at + 4]! << 24) | (b[at + 5]! << 16) | (b[at + 6]! << 8) | b[at + 7]!) >>> 0;
+  return hi * 2 ** 32 + lo;
 }
 
+const prefixCache = new Map<string, Uint8Array>();
+
+/** The segment's key prefix; cached, since every read builds keys (callers copy, never mutate it). */
 function segmentPrefix(key: SegmentKey, pgOverride?: number): Uint8Array {
-  const vol = textEncoder.encode(key.volumeId);
+  const pg = pgOverride ?? key.pgId;
+  const cacheKey = `${key.volumeId}\u0000${pg}`;
+  let prefix = prefixCache.get(cacheKey);
+  if (prefix === undefined) {
+    prefix = buildPrefix(key.volumeId, pg);
+    if (prefixCache.size >= 10_000) prefixCache.clear();
+    prefixCache.set(cacheKey, prefix);
+  }
+  return prefix;
+}
+
+function buildPrefix(volumeId: string, pg: number): Uint8Array {
+  const vol = textEncoder.encode(volumeId);
   assert(vol.byteLength <= 255, "volume ids are at most 255 bytes (checked at openSegment)");
   const out = new Uint8Array(2 + vol.byteLength + 8);
   out[0] = vol.byteLength >> 8;
   out[1] = vol.byteLength & 0xff;
   out.set(vol, 2);
-  putU64(out, 2 + vol.byteLength, pgOverride ?? key.pgId);
+  putU64(out, 2 + vol.byteLength, pg);
   return out;
 }
 
@@ -348,7 +368,8 @@ abstract class KvPageStore implements PageStore {
         case "putRecord": {
           assert(o.record.bytes.byteLength > 0, "stored records keep their encoded bytes");
           const k = pageKey(o.key, o.record.pageNo, o.record.lsn);
-          kvOps.push({ db: "records", key: k, value: seal("records", k, o.record.bytes) });
+          // The record's own checksum is the value's: see the header.
+          kvOps.push({ db: "records", key: k, value: o.record.bytes });
           const ik = withSuffix(segmentPrefix(o.key), o.record.lsn);
           kvOps.push({ db: "lsns", key: ik, value: seal("lsns", ik, new ByteWriter(8).varint(o.record.pageNo).finish()) });
           break;
@@ -401,10 +422,10 @@ abstract class KvPageStore implements PageStore {
 
   private verifyRecord(key: SegmentKey, k: Uint8Array, value: Uint8Array, pageNo: number, lsn: Lsn): EncodedRecord {
     const what = () => `record of ${segmentKeyString(key)} page ${pageNo} at LSN ${lsn}`;
-    const body = unseal("records", k, value, what);
+    assert(k.byteLength > 16, "record keys end with page and LSN");
     let record: EncodedRecord;
     try {
-      record = decodeRecord(body, key);
+      record = decodeRecord(value, key);
     } catch (e) {
       throw corrupt(what(), e instanceof Error ? e.message : String(e));
     }

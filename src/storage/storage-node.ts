@@ -50,6 +50,9 @@ export interface StorageNodeConfig {
   readonly maxUnsortedBytes?: number;
   /** Bytes of records sorted into the page store per commit. Default 4 MiB. */
   readonly sortBatchBytes?: number;
+  /** Sorting waits for this many bytes per segment or `sortMaxDelayMs`. Defaults 256 KiB, 200 ms. */
+  readonly sortMinBytes?: number;
+  readonly sortMaxDelayMs?: number;
   /** Upper bound on a readRecords answer, whatever the request asks. Default 4 MiB. */
   readonly maxReadRecordsBytes?: number;
   /** Segments one node hosts at most. Default 10,000. */
@@ -111,6 +114,8 @@ export class StorageNode {
       ...(config.materializeThreshold !== undefined ? { materializeThreshold: config.materializeThreshold } : {}),
       ...(config.retainLsns !== undefined ? { retainLsns: config.retainLsns } : {}),
       ...(config.sortBatchBytes !== undefined ? { sortBatchBytes: config.sortBatchBytes } : {}),
+      ...(config.sortMinBytes !== undefined ? { sortMinBytes: config.sortMinBytes } : {}),
+      ...(config.sortMaxDelayMs !== undefined ? { sortMaxDelayMs: config.sortMaxDelayMs } : {}),
     };
     this.materializer = new Materializer(host, options);
   }
@@ -232,7 +237,7 @@ export class StorageNode {
 
   /** Runs background work until nothing is left (tests, and benchmarks that want a settled node). */
   async runBackgroundUntilIdle(): Promise<void> {
-    while (!this.closing && (await this.materializer.runSlice(1_000))) { /* more */ }
+    await this.materializer.runUntilIdle();
   }
 
   // --------------------------------------------------------------------------------------- requests
@@ -544,6 +549,11 @@ export class StorageNode {
         }
         // Idle means no timer at all: the next write schedules work again.
         if (more || this.backgroundKicked) this.scheduleBackground(this.config.backgroundPauseMs ?? 1);
+        else {
+          // Only small sorts are left: come back when the oldest of them is due.
+          const due = this.materializer.nextDeferredMs();
+          if (due !== undefined) this.scheduleBackground(due + 1);
+        }
       })();
     });
   }

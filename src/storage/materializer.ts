@@ -228,7 +228,9 @@ export class Materializer {
     const tip = batch[batch.length - 1]!.record.lsn;
     const retentionLsn = this.retentionTarget(segment, tip);
     const ops: PageStoreOp[] = batch.map((h) => ({ op: "putRecord", key, record: h.record }));
-    ops.push({ op: "putSegment", meta: segment.meta({ materializedLsn: tip, retentionLsn }) });
+    let highestPageNo = segment.sortedHighestPageNo;
+    for (const h of batch) highestPageNo = Math.max(highestPageNo, h.record.pageNo);
+    ops.push({ op: "putSegment", meta: segment.meta({ materializedLsn: tip, retentionLsn, highestPageNo }) });
     await this.host.commit(ops);
     // The store lock kept annulments out while the commit was in flight, so the chain still holds
     // exactly these records at its head.

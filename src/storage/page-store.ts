@@ -185,6 +185,7 @@ export function encodeMeta(m: SegmentMeta): Uint8Array {
     .varint(m.knownVdl).varint(m.materializedLsn).varint(m.retentionLsn)
     .varint(m.annulments.length);
   for (const a of m.annulments) w.varint(a.epoch).varint(a.aboveLsn);
+  w.varint(m.highestPageNo);
   return w.finish();
 }
 
@@ -204,8 +205,9 @@ export function decodeMeta(b: Uint8Array): SegmentMeta {
   if (count > r.remaining / 2) throw new BorealisError("CORRUPT_DATA", `annulment count ${count} exceeds the value`);
   const annulments: Annulment[] = [];
   for (let i = 0; i < count; i++) annulments.push({ epoch: Epoch(r.varint("annul epoch")), aboveLsn: Lsn(r.varint("annul lsn")) });
+  const highestPageNo = r.varint("highest page");
   r.end_("segment metadata");
-  return { geometry, epochs, knownVdl, materializedLsn, retentionLsn, annulments };
+  return { geometry, epochs, knownVdl, materializedLsn, retentionLsn, annulments, highestPageNo };
 }
 
 // ------------------------------------------------------------------------------- the ordered-KV seam

@@ -21,7 +21,7 @@
  */
 import { assert } from "../core/assert.js";
 import { BorealisError } from "../core/errors.js";
-import { Epoch, Lsn, NO_LSN, type Epochs, type PageNo, type SegmentKey } from "../core/types.js";
+import { Epoch, Lsn, NO_LSN, PageNo, type Epochs, type SegmentKey } from "../core/types.js";
 import { ByteReader } from "../wire/bytes.js";
 import type { SegmentGeometry, SegmentState } from "../wire/messages.js";
 import { isFullImage, type EncodedRecord } from "../wire/record.js";
@@ -41,6 +41,8 @@ export interface SegmentMeta {
   readonly materializedLsn: Lsn;
   readonly retentionLsn: Lsn;
   readonly annulments: readonly Annulment[];
+  /** Highest page number among the records sorted into the page store (0: none). */
+  readonly highestPageNo: number;
 }
 
 /** A durable record held in memory, with the hot-log file it was read from (its reference). */
@@ -77,6 +79,9 @@ export class Segment {
   private sorted: Lsn;
   private retention: Lsn;
   private annuls: Annulment[];
+  /** Highest page among sorted records (durable in the meta), and among all records held or sorted. */
+  private sortedMaxPage: number;
+  private maxPage: number;
 
   /** Chain records in (sorted, SCL], in LSN order; `chainHead` skips the ones already sorted. */
   private chain: HeldRecord[] = [];
@@ -99,12 +104,14 @@ export class Segment {
     this.vdl = meta.knownVdl;
     this.retention = meta.retentionLsn;
     this.annuls = [...meta.annulments];
+    this.sortedMaxPage = meta.highestPageNo;
+    this.maxPage = meta.highestPageNo;
     assert(this.retention <= this.sorted, `retention ${this.retention} above the sorted point ${this.sorted}`);
   }
 
   static create(geometry: SegmentGeometry, epochs: Epochs): Segment {
     checkGeometry(geometry);
-    return new Segment({ geometry, epochs, knownVdl: NO_LSN, materializedLsn: NO_LSN, retentionLsn: NO_LSN, annulments: [] });
+    return new Segment({ geometry, epochs, knownVdl: NO_LSN, materializedLsn: NO_LSN, retentionLsn: NO_LSN, annulments: [], highestPageNo: 0 });
   }
 
   static fromMeta(meta: SegmentMeta): Segment {
@@ -119,16 +126,23 @@ export class Segment {
   get materializedLsn(): Lsn { return this.sorted; }
   get retentionLsn(): Lsn { return this.retention; }
   get annulments(): readonly Annulment[] { return this.annuls; }
+  /**
+   * Highest page any record held or sorted here writes (0: none): recovery takes the maximum over
+   * segments as the end of the database file (pages above it were never written).
+   */
+  get highestPageNo(): number { return this.maxPage; }
+  get sortedHighestPageNo(): number { return this.sortedMaxPage; }
   /** Bytes of records held in memory (the node bounds the sum over its segments). */
   get heldBytes(): number { return this.bytesHeld; }
   get heldCount(): number { return this.held.size; }
   /** Records joined to the chain but not yet sorted into the page store. */
   get unsortedChainCount(): number { return this.chain.length - this.chainHead; }
 
-  get state(): SegmentState {
+  /** The wire state, plus `highestPageNo` (which the wire encodes once messages.ts carries it). */
+  get state(): SegmentState & { readonly highestPageNo: PageNo } {
     return {
       geometry: this.geometry, epochs: this.epochsNow, scl: this.sclNow, highestLsn: this.highest,
-      knownVdl: this.vdl, materializedLsn: this.sorted, retentionLsn: this.retention,
+      knownVdl: this.vdl, materializedLsn: this.sorted, retentionLsn: this.retention, highestPageNo: PageNo(this.maxPage),
     };
   }
 
@@ -136,7 +150,7 @@ export class Segment {
   meta(overrides: Partial<SegmentMeta> = {}): SegmentMeta {
     return {
       geometry: this.geometry, epochs: this.epochsNow, knownVdl: this.vdl, materializedLsn: this.sorted,
-      retentionLsn: this.retention, annulments: this.annuls, ...overrides,
+      retentionLsn: this.retention, annulments: this.annuls, highestPageNo: this.sortedMaxPage, ...overrides,
     };
   }
 
@@ -240,6 +254,7 @@ export class Segment {
       this.bytesHeld += h.record.bytes.byteLength;
       this.succ.set(r.prevLsnInSegment, h);
       if (r.lsn > this.highest) this.highest = r.lsn;
+      if (r.pageNo > this.maxPage) this.maxPage = r.pageNo;
       kept++;
     }
     this.advance();
@@ -361,6 +376,7 @@ export class Segment {
       if (list.length === 0) this.byPage.delete(h.record.pageNo);
       this.held.delete(h.record.lsn);
       this.bytesHeld -= h.record.bytes.byteLength;
+      if (h.record.pageNo > this.sortedMaxPage) this.sortedMaxPage = h.record.pageNo;
       removed.push(h);
     }
     assert(removed.length > 0 && removed[removed.length - 1]!.record.lsn === tip, 3, `sorted point ${tip} is not a chain tip`);
@@ -381,32 +397,46 @@ export class Segment {
   // ----------------------------------------------------------------------------------- annulment
 
   /** False when an annulment at least as strong is already in force (a retried recovery step). */
-  annulIsNew(epoch: Epoch, aboveLsn: Lsn): boolean {
-    return !this.annuls.some((a) => a.epoch >= epoch && a.aboveLsn <= aboveLsn);
+  annulIsNew(a: Annulment): boolean {
+    return !this.annuls.some((b) => b.epoch >= a.epoch && b.aboveLsn <= a.aboveLsn);
   }
 
-  /** The annulment list after adding {epoch, aboveLsn}, without the ones it subsumes. */
-  annulmentsWith(epoch: Epoch, aboveLsn: Lsn): Annulment[] {
-    const next = this.annuls.filter((a) => !(epoch >= a.epoch && aboveLsn <= a.aboveLsn));
-    next.push({ epoch, aboveLsn });
+  /** The annulments of `list` not yet in force here. */
+  newAnnulments(list: readonly Annulment[]): Annulment[] {
+    return list.filter((a) => this.annulIsNew(a));
+  }
+
+  /** The annulment list after adding `added`, without the ones they subsume. */
+  annulmentsWith(added: readonly Annulment[]): Annulment[] {
+    let next = [...this.annuls];
+    for (const a of added) {
+      if (!next.every((b) => !(b.epoch >= a.epoch && b.aboveLsn <= a.aboveLsn))) continue;
+      next = next.filter((b) => !(a.epoch >= b.epoch && a.aboveLsn <= b.aboveLsn));
+      next.push({ epoch: a.epoch, aboveLsn: a.aboveLsn });
+    }
     return next.sort((a, b) => a.epoch - b.epoch || a.aboveLsn - b.aboveLsn);
   }
 
   /**
-   * Applies an annulment the caller has made durable: adopts the epochs, drops every held record it
-   * covers and pulls SCL back to the last chain record that survives. `sortedTip` is given only when
-   * the page store itself had to be cut back (an annulment below the sorted point).
+   * Applies annulments the caller has made durable (with `epochs`): adopts the epochs, drops every
+   * held record they cover and pulls SCL back to the last chain record that survives. `sortedTip` is
+   * given only when the page store itself had to be cut back (an annulment below the sorted point).
    */
-  applyAnnul(epochs: Epochs, aboveLsn: Lsn, sortedTip?: Lsn): HeldRecord[] {
-    this.adoptEpochs(epochs);
-    const epoch = epochs.volumeEpoch;
-    if (!this.annulIsNew(epoch, aboveLsn)) return [];
-    if (this.annuls.length >= MAX_ANNULMENTS) {
-      throw new BorealisError("INVALID_ARGUMENT", `segment already has ${this.annuls.length} annulments`);
+  applyAnnul(epochs: Epochs, annulments: readonly Annulment[], sortedTip?: Lsn): HeldRecord[] {
+    for (const a of annulments) {
+      assert(a.epoch <= epochs.volumeEpoch, 8, `annulment of epoch ${a.epoch} arrives with volume epoch ${epochs.volumeEpoch}`);
     }
-    this.annuls = this.annulmentsWith(epoch, aboveLsn);
-    // The recovery that sent this computed aboveLsn as the volume's durable point.
-    this.vdl = aboveLsn;
+    this.adoptEpochs(epochs);
+    const added = this.newAnnulments(annulments);
+    if (added.length === 0) return [];
+    const next = this.annulmentsWith(added);
+    if (next.length > MAX_ANNULMENTS) {
+      throw new BorealisError("INVALID_ARGUMENT", `segment would hold ${next.length} annulments`);
+    }
+    this.annuls = next;
+    // The newest recovery computed its aboveLsn as the volume's durable point.
+    const newest = added.reduce((x, y) => (y.epoch > x.epoch || (y.epoch === x.epoch && y.aboveLsn < x.aboveLsn) ? y : x));
+    this.vdl = newest.aboveLsn;
     const removed: HeldRecord[] = [];
     let cut = this.chain.length;
     if (sortedTip !== undefined) {
@@ -464,8 +494,13 @@ export class Segment {
     }
     this.advance();
     let highest = Math.max(this.sclNow, this.sorted);
-    for (const h of this.held.values()) highest = Math.max(highest, h.record.lsn);
+    let maxPage = this.sortedMaxPage;
+    for (const h of this.held.values()) {
+      highest = Math.max(highest, h.record.lsn);
+      maxPage = Math.max(maxPage, h.record.pageNo);
+    }
     this.highest = Lsn(highest);
+    this.maxPage = maxPage;
     return removed;
   }
 }

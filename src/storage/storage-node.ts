@@ -24,7 +24,7 @@
 import * as path from "node:path";
 import { assert } from "../core/assert.js";
 import { BorealisError } from "../core/errors.js";
-import { Lsn, NO_LSN, segmentKeyString, type Az, type Epochs, type NodeId, type PageNo, type SegmentKey } from "../core/types.js";
+import { Epoch, Lsn, NO_LSN, segmentKeyString, type Az, type Epochs, type NodeId, type PageNo, type SegmentKey } from "../core/types.js";
 import type { Env, Timer } from "../env/env.js";
 import type { Request, Response, ResponseFor, SegmentGeometry, SegmentState } from "../wire/messages.js";
 import { encodeRecord, type EncodedRecord } from "../wire/record.js";
@@ -32,7 +32,7 @@ import { applyRedo } from "../wire/redo-payload.js";
 import { HotLog, type HotLogStats, type ReplayReport } from "./hot-log.js";
 import { Materializer, type MaterializerHost, type MaterializerStats } from "./materializer.js";
 import { LmdbPageStore, type PageStore, type PageStoreOp } from "./page-store.js";
-import { Segment, type HeldRecord } from "./segment.js";
+import { MAX_ANNULMENTS, Segment, type Annulment, type HeldRecord } from "./segment.js";
 
 export interface StorageNodeConfig {
   readonly nodeId: NodeId;
@@ -362,20 +362,17 @@ export class StorageNode {
     return { type: "segmentState", state: segment.state };
   };
 
-  private setEpoch: Handler<"setEpoch"> = async ({ key, epochs }) => {
+  /**
+   * Raises the epochs durably (recovery step 1). A request may also carry earlier recoveries'
+   * annulments (`annulments`, when the wire has them): a segment that missed one applies it here,
+   * before it answers anything at the new epoch.
+   */
+  private setEpoch: Handler<"setEpoch"> = async (request) => {
+    const { key, epochs } = request;
+    const history = annulmentsOf(request, []);
     const segment = this.segment(key);
     segment.checkEpochs(epochs, true);
-    return this.withStoreLock(async () => {
-      segment.checkEpochs(epochs, true);
-      const cur = segment.epochs;
-      if (epochs.volumeEpoch !== cur.volumeEpoch || epochs.membershipEpoch !== cur.membershipEpoch) {
-        this.checkStoreWritable();
-        await this.commitStore([{ op: "putSegment", meta: segment.meta({ epochs }) }]);
-        segment.adoptEpochs(epochs);
-        this.log.info("segment-epochs-raised", { segment: segmentKeyString(key), ...epochs });
-      }
-      return { type: "segmentState", state: segment.state };
-    });
+    return this.adopt(segment, epochs, history);
   };
 
   private readRecords: Handler<"readRecords"> = async ({ key, epochs, afterLsn, upToLsn, maxBytes }) => {
@@ -404,45 +401,68 @@ export class StorageNode {
     return { type: "records", scl: segment.scl, more, records };
   };
 
-  private annul: Handler<"annul"> = async ({ key, epochs, aboveLsn }) => {
+  /**
+   * Adopts the epochs and removes every record above `aboveLsn` from an older epoch (recovery step 3).
+   * When the request carries the volume's whole annulment history (`annulments`, this recovery's
+   * last), every one of them is applied: a segment that missed a recovery catches up in one step.
+   */
+  private annul: Handler<"annul"> = async (request) => {
+    const { key, epochs } = request;
+    const annulments = annulmentsOf(request, [{ epoch: epochs.volumeEpoch, aboveLsn: request.aboveLsn }]);
     const segment = this.segment(key);
     segment.checkEpochs(epochs, true);
+    return this.adopt(segment, epochs, annulments);
+  };
+
+  /** setEpoch and annul: durable first (invariant 8), then applied to memory, under the store lock. */
+  private adopt(segment: Segment, epochs: Epochs, annulments: readonly Annulment[]): Promise<ResponseFor["annul"]> {
+    for (const a of annulments) {
+      if (!Number.isSafeInteger(a.epoch) || !Number.isSafeInteger(a.aboveLsn) || a.epoch < 0 || a.aboveLsn < 0 || a.epoch > epochs.volumeEpoch) {
+        throw new BorealisError("INVALID_ARGUMENT", `annulment {epoch ${a.epoch}, above ${a.aboveLsn}} is not valid with volume epoch ${epochs.volumeEpoch}`);
+      }
+    }
     return this.withStoreLock(async () => {
       segment.checkEpochs(epochs, true);
-      const epoch = epochs.volumeEpoch;
+      const key = segment.key;
       const cur = segment.epochs;
       const raised = epochs.volumeEpoch !== cur.volumeEpoch || epochs.membershipEpoch !== cur.membershipEpoch;
-      if (!segment.annulIsNew(epoch, aboveLsn)) {
-        // A retried recovery step: the annulment is in force already; only the epochs may be news.
+      const added = segment.newAnnulments(annulments);
+      if (added.length === 0) {
+        // Nothing to annul (or a retried recovery step): only the epochs may be news.
         if (raised) {
           this.checkStoreWritable();
           await this.commitStore([{ op: "putSegment", meta: segment.meta({ epochs }) }]);
           segment.adoptEpochs(epochs);
+          this.log.info("segment-epochs-raised", { segment: segmentKeyString(key), ...epochs });
         }
         return { type: "segmentState", state: segment.state };
       }
       this.checkStoreWritable();
-      const annulments = segment.annulmentsWith(epoch, aboveLsn);
-      const storeCut = aboveLsn < segment.materializedLsn ? this.planStoreAnnul(segment, epochs, aboveLsn) : undefined;
+      const next = segment.annulmentsWith(added);
+      if (next.length > MAX_ANNULMENTS) throw new BorealisError("INVALID_ARGUMENT", `segment would hold ${next.length} annulments`);
+      const lowest = Math.min(...added.map((a) => a.aboveLsn));
+      const storeCut = lowest < segment.materializedLsn ? this.planStoreAnnul(segment, added) : undefined;
+      const newest = added.reduce((x, y) => (y.epoch > x.epoch || (y.epoch === x.epoch && y.aboveLsn < x.aboveLsn) ? y : x));
       const ops: PageStoreOp[] = storeCut?.ops ?? [];
       ops.push({
         op: "putSegment",
         meta: segment.meta({
-          epochs, annulments, knownVdl: aboveLsn,
+          epochs, annulments: next, knownVdl: newest.aboveLsn,
           ...(storeCut !== undefined ? { materializedLsn: storeCut.sortedTip, retentionLsn: Lsn(Math.min(segment.retentionLsn, storeCut.sortedTip)) } : {}),
         }),
       });
       // Durable first: an annulment that is answered must survive a restart (invariant 8).
       await this.commitStore(ops);
-      const removed = this.mutate(segment, () => segment.applyAnnul(epochs, aboveLsn, storeCut?.sortedTip));
+      const removed = this.mutate(segment, () => segment.applyAnnul(epochs, added, storeCut?.sortedTip));
       this.release(removed);
       if (storeCut !== undefined) this.materializer.forget(segment);
       this.log.info("segment-annulled", {
-        segment: segmentKeyString(key), epoch, aboveLsn, dropped: removed.length, scl: segment.scl, storeRecordsDropped: storeCut?.dropped ?? 0,
+        segment: segmentKeyString(key), ...epochs, annulments: added, dropped: removed.length, scl: segment.scl,
+        storeRecordsDropped: storeCut?.dropped ?? 0,
       });
       return { type: "segmentState", state: segment.state };
     });
-  };
+  }
 
   /**
    * An annulment below the sorted point: only possible if a writer announced a VDL above the
@@ -450,12 +470,12 @@ export class StorageNode {
    * drop the annulled records from the store, and every image of their pages above `aboveLsn`.
    * Returns undefined when the store holds nothing the annulment covers.
    */
-  private planStoreAnnul(segment: Segment, epochs: Epochs, aboveLsn: Lsn): { ops: PageStoreOp[]; sortedTip: Lsn; dropped: number } | undefined {
+  private planStoreAnnul(segment: Segment, added: readonly Annulment[]): { ops: PageStoreOp[]; sortedTip: Lsn; dropped: number } | undefined {
     const key = segment.key;
-    const epoch = epochs.volumeEpoch;
+    const aboveLsn = Lsn(Math.min(...added.map((a) => a.aboveLsn)));
     const sorted = segment.materializedLsn;
     const { records } = this.store.recordsByLsn(key, aboveLsn, sorted, Number.MAX_SAFE_INTEGER);
-    const doomed = records.filter((r) => r.lsn > aboveLsn && r.epoch < epoch);
+    const doomed = records.filter((r) => added.some((a) => r.lsn > a.aboveLsn && r.epoch < a.epoch));
     if (doomed.length === 0) return undefined;
     this.log.warn("annul-below-sorted-point", { segment: segmentKeyString(key), aboveLsn, sorted, records: doomed.length });
     const ops: PageStoreOp[] = [];
@@ -557,4 +577,21 @@ export class StorageNode {
       })();
     });
   }
+}
+
+/**
+ * The annulment list a setEpoch or annul request carries, when the wire format has one (the writer's
+ * recovery sends every recovery's annulment so that a segment that missed one catches up), else
+ * `fallback`. Read defensively: the field is validated by `adopt`.
+ */
+function annulmentsOf(request: Request, fallback: readonly Annulment[]): readonly Annulment[] {
+  const list = (request as { readonly annulments?: unknown }).annulments;
+  if (list === undefined) return fallback;
+  if (!Array.isArray(list) || list.length > MAX_ANNULMENTS) {
+    throw new BorealisError("INVALID_ARGUMENT", "annulments must be a list of {epoch, aboveLsn}");
+  }
+  return list.map((a: unknown) => {
+    const x = a as { epoch?: unknown; aboveLsn?: unknown };
+    return { epoch: Epoch(Number(x.epoch)), aboveLsn: Lsn(Number(x.aboveLsn)) };
+  });
 }

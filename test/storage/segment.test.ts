@@ -122,7 +122,7 @@ test("annul drops older-epoch records above the LSN, pulls SCL back, and keeps d
   deliver(s, old, old[3]!.lsn);
   assert.equal(s.scl, old[9]!.lsn);
   const e2 = { volumeEpoch: Epoch(2), membershipEpoch: Epoch(1) };
-  const removed = s.applyAnnul(e2, old[5]!.lsn);
+  const removed = s.applyAnnul(e2, [{ epoch: Epoch(2), aboveLsn: old[5]!.lsn }]);
   assert.equal(removed.length, 4);
   assert.equal(s.scl, old[5]!.lsn);
   assert.equal(s.highestLsn, old[5]!.lsn);
@@ -137,7 +137,7 @@ test("annul drops older-epoch records above the LSN, pulls SCL back, and keeps d
   deliver(s, fresh);
   assert.equal(s.scl, fresh[1]!.lsn);
   // A retried annulment changes nothing.
-  assert.equal(s.applyAnnul(e2, old[5]!.lsn).length, 0);
+  assert.equal(s.applyAnnul(e2, [{ epoch: Epoch(2), aboveLsn: old[5]!.lsn }]).length, 0);
   assert.equal(s.scl, fresh[1]!.lsn);
   // The annulment is part of the durable metadata; a restarted segment applies it on replay.
   const restarted = Segment.fromMeta(s.meta({ materializedLsn: Lsn(0), retentionLsn: Lsn(0) }));
@@ -163,6 +163,6 @@ test("a segment that missed an annulment refuses the new epoch's records that co
   w.resetTo(old[5]!.lsn + 100, old[3]!.lsn, Epoch(2));
   assert.throws(() => s.planWrite([w.next(rand, 5)], e2), (e) => isBorealisError(e, "EPOCH_NOT_ADOPTED"));
   // Once annulled, the same records are welcome.
-  s.applyAnnul(e2, old[3]!.lsn);
+  s.applyAnnul(e2, [{ epoch: Epoch(2), aboveLsn: old[3]!.lsn }]);
   assert.equal(s.planWrite(fresh, e2).length, 1);
 });

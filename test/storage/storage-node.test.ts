@@ -12,6 +12,9 @@ import { ModelWriter, epochs1, geometry, keyOf, modelPage, nodeConfig, prng, tem
 
 type Kind = "lmdb" | "memory";
 
+/** The node reports it; the wire's SegmentState will carry it (see storage-node.ts). */
+const highestPageNo = (state: object): number | undefined => (state as { highestPageNo?: number }).highestPageNo;
+
 /** Opens, restarts and closes one node over one data directory and one kind of page store. */
 class Harness {
   node!: StorageNode;
@@ -454,5 +457,40 @@ test("a group torn mid-write fences the node; a restart cuts the torn tail and k
       assert.equal(await h.write(key, w.records, 0), w.records[79]!.lsn);
       assert.ok(state.scl <= w.records[79]!.lsn);
     }, disk);
+  }
+});
+
+test("setEpoch and annul carrying earlier recoveries' annulments catch up a segment that missed one", async () => {
+  for (const kind of ["lmdb", "memory"] as const) {
+    await withHarness(kind, {}, async (h) => {
+      const g = geometry("vol-m", 0, 1, 16, 512);
+      const key = keyOf(g);
+      const w = new ModelWriter(g);
+      const rand = prng(111);
+      await h.openSegment(g);
+      for (let i = 0; i < 20; i++) w.next(rand, 1 + (i % 16));
+      await h.write(key, w.records, w.records[5]!.lsn);
+      await h.node.runBackgroundUntilIdle();
+      assert.equal(highestPageNo(await h.state(key)), 16);
+      // Recovery 2 (epoch 2, VDL records[9]) happened without this segment; recovery 3 tells it.
+      const e3: Epochs = { volumeEpoch: Epoch(3), membershipEpoch: Epoch(1) };
+      const history = [{ epoch: Epoch(2), aboveLsn: w.records[9]!.lsn }];
+      const raised = await h.call({ type: "setEpoch", key, epochs: e3, annulments: history } as unknown as Request, "segmentState");
+      assert.equal(raised.state.scl, w.records[9]!.lsn);
+      assert.equal(raised.state.epochs.volumeEpoch, 3);
+      assert.equal(highestPageNo(raised.state), 10, "pages of annulled records no longer count");
+      const all = [...history, { epoch: Epoch(3), aboveLsn: w.records[9]!.lsn }];
+      const annulled = await h.call({ type: "annul", key, epochs: e3, aboveLsn: Lsn(0), annulments: all } as unknown as Request, "segmentState");
+      assert.equal(annulled.state.scl, w.records[9]!.lsn);
+      await rejects(h.call({ type: "annul", key, epochs: e3, aboveLsn: Lsn(0), annulments: [{ epoch: 4, aboveLsn: 1 }] } as unknown as Request, "segmentState"), "INVALID_ARGUMENT");
+      await h.restart();
+      const s = await h.state(key, e3);
+      assert.equal(s.scl, w.records[9]!.lsn);
+      assert.equal(highestPageNo(s), 10);
+      for (let page = 1; page <= 16; page++) {
+        const got = await h.page(key, page, s.scl, e3);
+        assert.equal(got.pageLsn, modelPage(w.records, page, s.scl, 512).pageLsn);
+      }
+    });
   }
 });

@@ -14,7 +14,7 @@
  * safely with setEpoch, annul and openSegment. The segment state machine decides what may be sorted;
  * this module only moves bytes.
  */
-import { assert } from "../core/assert.js";
+import { AssertionError, assert } from "../core/assert.js";
 import { Lsn, NO_LSN, segmentKeyString, type PageNo } from "../core/types.js";
 import type { Clock, Logger } from "../env/env.js";
 import { applyRedo } from "../wire/redo-payload.js";
@@ -160,6 +160,8 @@ export class Materializer {
       try {
         progressed = await this.step();
       } catch (e) {
+        // A broken invariant stops the process (assert.ts); anything else is logged and retried later.
+        if (e instanceof AssertionError) throw e;
         this.stats_.errors++;
         this.host.log.error("background-step-failed", { error: e });
         return false;

@@ -93,7 +93,8 @@ const textEncoder = new TextEncoder();
 
 // Big-endian by hand: a DataView per key component costs more than the key itself.
 function putU64(out: Uint8Array, at: number, n: number): void {
-  assert(Number.isSafeInteger(n) && n >= 0, `key component ${n} is not a safe unsigned integer`);
+  // Up to 2^53 inclusive: range ends are "LSN + 1" of a safe LSN.
+  assert(Number.isInteger(n) && n >= 0 && n <= 2 ** 53, `key component ${n} is out of range`);
   const hi = Math.floor(n / 2 ** 32);
   const lo = n >>> 0;
   out[at] = hi >>> 24; out[at + 1] = (hi >>> 16) & 0xff; out[at + 2] = (hi >>> 8) & 0xff; out[at + 3] = hi & 0xff;

@@ -58,6 +58,29 @@ export interface Frame {
   readonly message: Uint8Array;
 }
 
+/**
+ * CRC32C of a frame body. Pings, pongs and write acks are 6–16 bytes of body, where the native
+ * call (`core/checksum.ts`) costs ~0.3 µs of call overhead — about 9% of a ping's CPU; a table lookup
+ * per byte is several times cheaper there. Same polynomial, same result (tested against `crc32c`).
+ */
+export function frameCrc(bytes: Uint8Array): number {
+  if (bytes.byteLength > SMALL_CRC_BYTES) return crc32c(bytes);
+  let c = 0xffffffff;
+  for (let i = 0; i < bytes.byteLength; i++) c = CRC32C_TABLE[(c ^ bytes[i]!) & 0xff]! ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+const SMALL_CRC_BYTES = 16;
+const CRC32C_TABLE = (() => {
+  const t = new Int32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0x82f63b78 ^ (c >>> 1) : c >>> 1;
+    t[n] = c;
+  }
+  return t;
+})();
+
 function readU32(b: Uint8Array, at: number): number {
   return (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24)) >>> 0;
 }
@@ -193,7 +216,7 @@ function checkLimit(n: number): number {
 }
 
 function deliver(body: Uint8Array, crc: number, onFrame: (frame: Frame) => void): void {
-  const actual = crc32c(body);
+  const actual = frameCrc(body);
   if (actual !== crc) {
     throw new BorealisError("CHECKSUM_MISMATCH", `frame of ${body.byteLength} bytes failed its checksum`);
   }
@@ -232,7 +255,7 @@ export function encodeFrame(kind: FrameKind, requestId: number, sizeHint: number
   const bodyLength = w.length - FRAME_HEADER_BYTES;
   const frame = w.finish();
   w.patchU32(0, bodyLength);
-  w.patchU32(4, crc32c(frame.subarray(FRAME_HEADER_BYTES)));
+  w.patchU32(4, frameCrc(frame.subarray(FRAME_HEADER_BYTES)));
   return frame;
 }
 
@@ -287,5 +310,68 @@ function responseSizeHint(m: Response): number {
     case "records": return 16 + recordsHint(m.records);
     case "error": return 32 + 3 * m.message.length + 256;
     default: return 16;
+  }
+}
+
+/**
+ * Frames of one tick appended into one buffer, handed to `Connection.write` as one chunk: what the RPC
+ * client and server send with. One allocation per tick rather than a buffer, a DataView and a Buffer
+ * wrapper per frame (about 1.8 µs per small frame, most of a ping's cost), and one contiguous write
+ * rather than a writev of hundreds of tiny iovecs.
+ *
+ * `append` is all-or-nothing: when the message cannot be encoded or its body exceeds `maxBodyBytes`,
+ * it throws and the batch is left exactly as it was.
+ */
+export class FrameBatch {
+  private w: ByteWriter | null = null;
+  private count = 0;
+  /** Sized from the previous batch so that a steady stream of batches rarely grows a buffer. */
+  private nextCapacity = 4096;
+
+  get frames(): number {
+    return this.count;
+  }
+
+  get bytes(): number {
+    return this.w?.length ?? 0;
+  }
+
+  append(kind: FrameKind, requestId: number, maxBodyBytes: number, writeMessage: (w: ByteWriter) => void): void {
+    assert(requestId >>> 0 === requestId, `request id must be a u32, got ${requestId}`);
+    const w = (this.w ??= new ByteWriter(this.nextCapacity));
+    const start = w.length;
+    try {
+      w.reserve(FRAME_HEADER_BYTES);
+      w.u8(kind).u32(requestId);
+      writeMessage(w);
+      const bodyLength = w.length - start - FRAME_HEADER_BYTES;
+      if (bodyLength > maxBodyBytes) {
+        throw new BorealisError("FRAME_TOO_LARGE", `frame of ${bodyLength} bytes exceeds the limit of ${maxBodyBytes}`, { length: bodyLength, limit: maxBodyBytes });
+      }
+      const all = w.finish();
+      w.patchU32(start, bodyLength);
+      w.patchU32(start + 4, frameCrc(all.subarray(start + FRAME_HEADER_BYTES)));
+      this.count++;
+    } catch (e) {
+      this.rollback(start);
+      throw e;
+    }
+  }
+
+  /** The batch's bytes (null when empty); the batch starts over. */
+  take(): Uint8Array | null {
+    const w = this.w;
+    this.w = null;
+    this.count = 0;
+    if (w === null || w.length === 0) return null;
+    this.nextCapacity = Math.min(4 * 1024 * 1024, Math.max(4096, w.length + (w.length >> 2)));
+    return w.finish();
+  }
+
+  /** ByteWriter cannot shrink: keep the frames before `start` in a fresh writer (rare: a refused frame). */
+  private rollback(start: number): void {
+    const kept = this.w!.finish().slice(0, start);
+    this.w = new ByteWriter(Math.max(this.nextCapacity, kept.byteLength + 1024));
+    this.w.bytes(kept);
   }
 }

@@ -24,10 +24,10 @@ import { formatHostPort, type HostPort, type SegmentKey } from "../core/types.js
 import type { Connection, Env, Logger, Timer } from "../env/env.js";
 import { ByteReader } from "./bytes.js";
 import {
-  DEFAULT_MAX_FRAME_BYTES, FrameDecoder, FrameKind, MAX_MAX_FRAME_BYTES, MIN_MAX_FRAME_BYTES,
-  PRE_HELLO_MAX_FRAME_BYTES, encodeRequestFrame, frameBodyLength, type Frame,
+  DEFAULT_MAX_FRAME_BYTES, FrameBatch, FrameDecoder, FrameKind, MAX_MAX_FRAME_BYTES, MIN_MAX_FRAME_BYTES,
+  PRE_HELLO_MAX_FRAME_BYTES, type Frame,
 } from "./frame.js";
-import { errorFromResponse, readResponse, type Request, type RequestType, type Response, type ResponseFor, type Role } from "./messages.js";
+import { errorFromResponse, readResponse, writeRequest, type Request, type RequestType, type Response, type ResponseFor, type Role } from "./messages.js";
 import {
   DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_QUEUED, DEFAULT_REQUEST_TIMEOUT_MS,
   EXPECTED_RESPONSE, SUPPORTED_VERSIONS, nextRequestId, type PeerInfo,
@@ -58,12 +58,13 @@ export interface RequestOptions {
 export type ClientRequest = Exclude<Request, { readonly type: "hello" }>;
 
 interface Pending {
-  readonly id: number;
+  /** Allocated when the request is written (0 while queued), so ids in use are exactly those in `sent`. */
+  id: number;
   readonly type: RequestType;
   /** readRecords responses are checksummed under the request's segment key. */
   readonly key: SegmentKey | undefined;
-  /** The encoded frame while queued locally; dropped once written. */
-  frame: Uint8Array | null;
+  /** The request until it is encoded into a frame batch; dropped then, so its records can be freed. */
+  request: Request | null;
   readonly deadlineMs: number;
   /** Timed out: the caller has its TIMEOUT; the slot is held until the server answers. */
   abandoned: boolean;
@@ -74,12 +75,13 @@ interface Pending {
 export class RpcClient {
   private readonly log: Logger;
   private readonly decoder: FrameDecoder;
-  /** Requests written (or about to be, in `outbox`), by id, in the order they were sent. */
+  /** Requests written (or about to be, in `batch`), by id, in the order they were sent. */
   private readonly sent = new Map<number, Pending>();
   /** Requests waiting for an in-flight slot, oldest first; `queueHead` avoids O(n) shifts. */
   private queue: Pending[] = [];
   private queueHead = 0;
-  private outbox: Uint8Array[] = [];
+  /** Frames written this tick, sent together by `flush`. */
+  private readonly batch = new FrameBatch();
   private flushScheduled = false;
   private lastId = 0;
   private window = 1;
@@ -202,23 +204,11 @@ export class RpcClient {
       return Promise.reject(new BorealisError("TOO_MANY_IN_FLIGHT",
         `${this.sent.size} requests in flight and ${this.maxQueued} queued to ${formatHostPort(this.address)}`));
     }
-    const id = this.allocateId();
-    let frame: Uint8Array;
-    try {
-      frame = encodeRequestFrame(id, req);
-    } catch (e) {
-      if (isBorealisError(e)) return Promise.reject(e);
-      return Promise.reject(new BorealisError("INVALID_ARGUMENT", `cannot encode ${req.type}: ${e instanceof Error ? e.message : String(e)}`, {}, { cause: e }));
-    }
-    const limit = this.peerInfo?.maxFrameBytes ?? PRE_HELLO_MAX_FRAME_BYTES;
-    if (frameBodyLength(frame) > limit) {
-      return Promise.reject(new BorealisError("FRAME_TOO_LARGE", `${req.type} request of ${frameBodyLength(frame)} bytes exceeds the server's limit of ${limit}`));
-    }
     const deadlineMs = this.env.clock.nowMs() + timeoutMs;
     return new Promise<Response>((resolve, reject) => {
       const p: Pending = {
-        id, type: req.type, key: req.type === "readRecords" ? req.key : undefined,
-        frame, deadlineMs, abandoned: false, resolve, reject,
+        id: 0, type: req.type, key: req.type === "readRecords" ? req.key : undefined,
+        request: req, deadlineMs, abandoned: false, resolve, reject,
       };
       if (this.sent.size < this.window) this.transmit(p);
       else this.queue.push(p);
@@ -234,11 +224,26 @@ export class RpcClient {
     return id;
   }
 
+  /**
+   * Encodes the request into this tick's batch and counts it in flight. A request that cannot be encoded,
+   * or exceeds the server's frame limit, is rejected here (INVALID_ARGUMENT, FRAME_TOO_LARGE) and never
+   * leaves this process.
+   */
   private transmit(p: Pending): void {
-    assert(p.frame !== null && !this.sent.has(p.id), "a request is written once");
-    this.sent.set(p.id, p);
-    this.outbox.push(p.frame);
-    p.frame = null;
+    const req = p.request;
+    assert(req !== null && p.id === 0, "a request is written once");
+    const id = this.allocateId();
+    const limit = this.peerInfo?.maxFrameBytes ?? PRE_HELLO_MAX_FRAME_BYTES;
+    try {
+      this.batch.append(FrameKind.REQUEST, id, limit, (w) => writeRequest(w, req));
+    } catch (e) {
+      p.reject(isBorealisError(e) ? e
+        : new BorealisError("INVALID_ARGUMENT", `cannot encode ${req.type}: ${e instanceof Error ? e.message : String(e)}`, {}, { cause: e }));
+      return;
+    }
+    p.id = id;
+    p.request = null;
+    this.sent.set(id, p);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       queueMicrotask(this.flushBound);
@@ -247,11 +252,10 @@ export class RpcClient {
 
   private flush(): void {
     this.flushScheduled = false;
-    if (this.closedWith !== null || this.outbox.length === 0) return;
-    const out = this.outbox;
-    this.outbox = [];
+    const bytes = this.batch.take();
+    if (this.closedWith !== null || bytes === null) return;
     // Back-pressure needs no handling here: the window bounds what can be written but not yet read.
-    this.connection.write(out.length === 1 ? out[0]! : out);
+    this.connection.write(bytes);
   }
 
   /** Moves queued requests onto the wire while the window has room. */
@@ -328,7 +332,7 @@ export class RpcClient {
     this.timer?.cancel();
     this.timer = null;
     this.timerAtMs = Infinity;
-    this.outbox = [];
+    this.batch.take();
     const waiting = [...this.sent.values(), ...this.queue.slice(this.queueHead)];
     this.sent.clear();
     this.queue = [];

@@ -27,10 +27,10 @@ import type { HostPort, SegmentKey } from "../core/types.js";
 import type { Connection, Env, Listener, Logger, Timer } from "../env/env.js";
 import { ByteReader } from "./bytes.js";
 import {
-  DEFAULT_MAX_FRAME_BYTES, FrameDecoder, FrameKind, MAX_MAX_FRAME_BYTES, MIN_MAX_FRAME_BYTES,
-  PRE_HELLO_MAX_FRAME_BYTES, encodeResponseFrame, frameBodyLength, type Frame,
+  DEFAULT_MAX_FRAME_BYTES, FrameBatch, FrameDecoder, FrameKind, MAX_MAX_FRAME_BYTES, MIN_MAX_FRAME_BYTES,
+  PRE_HELLO_MAX_FRAME_BYTES, type Frame,
 } from "./frame.js";
-import { errorResponse, readRequest, type Request, type Response, type Role } from "./messages.js";
+import { errorResponse, readRequest, writeResponse, type Request, type Response, type Role } from "./messages.js";
 import {
   DEFAULT_HELLO_TIMEOUT_MS, DEFAULT_MAX_BUFFERED_OUTPUT_BYTES, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_IN_FLIGHT,
   DEFAULT_PARTIAL_FRAME_TIMEOUT_MS, EXPECTED_RESPONSE, SUPPORTED_VERSIONS,
@@ -173,7 +173,8 @@ class ServerConnection {
   private clientMaxFrameBytes = MIN_MAX_FRAME_BYTES;
   private readonly decoder: FrameDecoder;
   private inFlight = 0;
-  private outbox: Uint8Array[] = [];
+  /** Responses produced this tick, written together by `flush`. */
+  private readonly batch = new FrameBatch();
   private flushScheduled = false;
   /** Bytes written since a write last reported back-pressure; -1 while the peer keeps up. */
   private blockedBytes = -1;
@@ -223,7 +224,7 @@ class ServerConnection {
     this.helloTimer = null;
     this.partialTimer?.cancel();
     this.partialTimer = null;
-    this.outbox = [];
+    this.batch.take();
     this.onGone();
   }
 
@@ -370,20 +371,21 @@ class ServerConnection {
 
   private send(requestId: number, response: Response, key: SegmentKey | undefined): void {
     if (this.state === "closed") return;
-    let frame: Uint8Array;
     try {
-      frame = encodeResponseFrame(requestId, response, key);
+      this.batch.append(FrameKind.RESPONSE, requestId, this.clientMaxFrameBytes, (w) => writeResponse(w, response, key));
     } catch (e) {
-      // The handler built a response that cannot be encoded (a negative LSN, a records response without
-      // its key): a bug on this side, reported as INTERNAL rather than as silence.
-      this.log.error("rpc-response-unencodable", { remote: this.connection.remote, type: response.type, error: e });
-      frame = encodeResponseFrame(requestId, errorResponse(new BorealisError("INTERNAL", `cannot encode ${response.type} response`)));
+      let refusal: BorealisError;
+      if (isBorealisError(e, "FRAME_TOO_LARGE")) {
+        refusal = new BorealisError("FRAME_TOO_LARGE", `${response.type} response exceeds the client's limit: ${e.message}`, e.details);
+      } else {
+        // The handler built a response that cannot be encoded (a negative LSN, a records response
+        // without its key): a bug on this side, reported as INTERNAL rather than as silence.
+        this.log.error("rpc-response-unencodable", { remote: this.connection.remote, type: response.type, error: e });
+        refusal = new BorealisError("INTERNAL", `cannot encode ${response.type} response`);
+      }
+      // Error responses are small; the largest limit only guards against a message this code never makes.
+      this.batch.append(FrameKind.RESPONSE, requestId, MAX_MAX_FRAME_BYTES, (w) => writeResponse(w, errorResponse(refusal)));
     }
-    if (frameBodyLength(frame) > this.clientMaxFrameBytes) {
-      frame = encodeResponseFrame(requestId, errorResponse(new BorealisError("FRAME_TOO_LARGE",
-        `${response.type} response of ${frameBodyLength(frame)} bytes exceeds the client's limit of ${this.clientMaxFrameBytes}`)));
-    }
-    this.outbox.push(frame);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       // Everything answered in this tick leaves in one write (one system call through cork/uncork).
@@ -393,12 +395,10 @@ class ServerConnection {
 
   private flush(): void {
     this.flushScheduled = false;
-    if (this.state === "closed" || this.outbox.length === 0) return;
-    const out = this.outbox;
-    this.outbox = [];
-    let bytes = 0;
-    for (const f of out) bytes += f.byteLength;
-    const ok = this.connection.write(out.length === 1 ? out[0]! : out);
+    const out = this.batch.take();
+    if (this.state === "closed" || out === null) return;
+    const bytes = out.byteLength;
+    const ok = this.connection.write(out);
     if (this.blockedBytes >= 0) this.blockedBytes += bytes;
     else if (!ok) this.blockedBytes = bytes;
     if (this.blockedBytes > this.settings.maxBufferedOutputBytes) {

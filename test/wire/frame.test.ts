@@ -5,7 +5,7 @@ import { isBorealisError } from "../../src/core/errors.js";
 import { crc32c } from "../../src/core/checksum.js";
 import { ByteReader } from "../../src/wire/bytes.js";
 import {
-  FRAME_HEADER_BYTES, FrameDecoder, FrameKind, MAX_MAX_FRAME_BYTES, encodeRequestFrame, type Frame,
+  FRAME_HEADER_BYTES, FrameBatch, FrameDecoder, FrameKind, MAX_MAX_FRAME_BYTES, encodeRequestFrame, frameCrc, type Frame,
 } from "../../src/wire/frame.js";
 import { readRequest, type Request } from "../../src/wire/messages.js";
 import { arbRequest, frameAround, plain } from "./helpers.js";
@@ -152,4 +152,22 @@ test("random bytes never escape as anything but a BorealisError", () => {
       assert.ok(isBorealisError(e), String(e));
     }
   }), { numRuns: 2000 });
+});
+
+test("the frame checksum's small-input path agrees with the native CRC32C (property)", () => {
+  fc.assert(fc.property(fc.uint8Array({ maxLength: 40 }), (bytes) => {
+    assert.equal(frameCrc(bytes), crc32c(bytes));
+  }), { numRuns: 5000 });
+});
+
+test("a frame batch is all-or-nothing: a refused frame leaves the frames before it intact", () => {
+  const batch = new FrameBatch();
+  batch.append(FrameKind.REQUEST, 1, 4096, (w) => w.u8(2));
+  assert.throws(() => batch.append(FrameKind.REQUEST, 2, 4096, (w) => w.bytes(new Uint8Array(5000))), (e) => isBorealisError(e, "FRAME_TOO_LARGE"));
+  assert.throws(() => batch.append(FrameKind.REQUEST, 3, 4096, (w) => { w.u8(2); throw new RangeError("half-written"); }), RangeError);
+  batch.append(FrameKind.REQUEST, 4, 4096, (w) => w.u8(3));
+  assert.equal(batch.frames, 2);
+  const frames = decodeAll(new FrameDecoder({ maxFrameBytes: 16 * MiB }), [batch.take()!]);
+  assert.deepEqual(frames.map((f) => [f.requestId, [...f.message]]), [[1, [2]], [4, [3]]]);
+  assert.equal(batch.take(), null);
 });

@@ -143,8 +143,11 @@ export class MemoryVolume implements VolumeIO {
     assert(n >= 1, "an MTR has at least one record");
     assert(mtr.firstLsn === mtr.records[0]!.record.lsn && mtr.commitLsn === mtr.records[n - 1]!.record.lsn, "MTR bounds match its records");
     assert(mtr.firstLsn > this.lastLsn, 1, `LSNs strictly increase: MTR starts at ${mtr.firstLsn} after ${this.lastLsn}`);
+    // Check the whole MTR before applying any of it: a refused MTR leaves the volume untouched.
     let prevPg = -1;
     let prevPage = 0;
+    let lastLsn = this.lastLsn;
+    const segLast = new Map<PgId, Lsn>();
     for (let i = 0; i < n; i++) {
       const { pgId, record: r } = mtr.records[i]!;
       assert(r.lsn === mtr.firstLsn + i, 1, `LSNs within an MTR are consecutive (record ${i} has ${r.lsn})`);
@@ -154,12 +157,17 @@ export class MemoryVolume implements VolumeIO {
       assert(pgId > prevPg || (pgId === prevPg && r.pageNo > prevPage), "records are sorted per PG, one per page");
       prevPg = pgId;
       prevPage = r.pageNo;
-      assert(r.prevLsnInVolume === this.lastLsn, `volume backlink of ${r.lsn} is ${r.prevLsnInVolume}, expected ${this.lastLsn}`);
-      const segPrev = this.lastLsnByPg.get(pgId) ?? Lsn(0);
+      assert(r.prevLsnInVolume === lastLsn, `volume backlink of ${r.lsn} is ${r.prevLsnInVolume}, expected ${lastLsn}`);
+      const segPrev = segLast.get(pgId) ?? this.lastLsnByPg.get(pgId) ?? Lsn(0);
       assert(r.prevLsnInSegment === segPrev, 3, `segment backlink of ${r.lsn} (PG ${pgId}) is ${r.prevLsnInSegment}, expected ${segPrev}`);
       const pagePrev = this.lastLsnByPage.get(r.pageNo) ?? Lsn(0);
       assert(r.prevLsnOfPage === pagePrev, `page backlink of ${r.lsn} (page ${r.pageNo}) is ${r.prevLsnOfPage}, expected ${pagePrev}`);
-
+      lastLsn = r.lsn;
+      segLast.set(pgId, r.lsn);
+    }
+    const pages: Uint8Array[] = [];
+    for (let i = 0; i < n; i++) {
+      const r = mtr.records[i]!.record;
       const versions = this.pages.get(r.pageNo)?.versions;
       const page = versions !== undefined ? versions[versions.length - 1]!.bytes.slice() : new Uint8Array(this.pageSize);
       applyRedo(page, r);
@@ -167,8 +175,11 @@ export class MemoryVolume implements VolumeIO {
       if (image !== undefined) {
         assert(equalBytes(page, image), `page ${r.pageNo} materialized from LSN ${r.lsn} differs from the writer's image`);
       }
-      this.addVersion(r.pageNo, { lsn: r.lsn, bytes: page });
-
+      pages.push(page);
+    }
+    for (let i = 0; i < n; i++) {
+      const { pgId, record: r } = mtr.records[i]!;
+      this.addVersion(r.pageNo, { lsn: r.lsn, bytes: pages[i]! });
       this.lastLsn = r.lsn;
       this.lastLsnByPg.set(pgId, r.lsn);
       this.lastLsnByPage.set(r.pageNo, r.lsn);

@@ -17,10 +17,9 @@
  */
 import { assert } from "../core/assert.js";
 import { BorealisError } from "../core/errors.js";
-import { formatHostPort, type Epochs, type HostPort, type Lsn, type PageNo, type SegmentKey } from "../core/types.js";
+import { formatHostPort, type HostPort, type Lsn } from "../core/types.js";
 import type { Env, Logger, Timer } from "../env/env.js";
-import type { ResponseFor, SegmentGeometry, SegmentState } from "./messages.js";
-import type { EncodedRecord } from "./record.js";
+import type { RequestType, ResponseFor, SegmentState } from "./messages.js";
 import { RpcClient, type ClientRequest, type RequestOptions, type RpcClientOptions } from "./rpc-client.js";
 import { DEFAULT_MAX_QUEUED, type PeerInfo } from "./rpc-common.js";
 
@@ -30,6 +29,9 @@ export interface StorageClientOptions extends RpcClientOptions {
   /** First reconnect delay; doubles per failed attempt up to `maxDelayMs`. Defaults 50 ms and 2 s. */
   readonly reconnect?: { readonly initialDelayMs?: number; readonly maxDelayMs?: number };
 }
+
+/** A request's fields without its type tag: what each helper takes, so that helpers follow `messages.ts`. */
+export type ArgsOf<T extends RequestType> = Omit<Extract<ClientRequest, { readonly type: T }>, "type">;
 
 export type NodeStatus = Omit<ResponseFor["nodeStatus"], "type">;
 export type PageVersion = Omit<ResponseFor["getPage"], "type">;
@@ -130,34 +132,34 @@ export class StorageClient {
     return status;
   }
 
-  async openSegment(args: { geometry: SegmentGeometry; epochs: Epochs }, options?: RequestOptions): Promise<SegmentState> {
+  async openSegment(args: ArgsOf<"openSegment">, options?: RequestOptions): Promise<SegmentState> {
     return (await this.request({ type: "openSegment", ...args }, options)).state;
   }
 
   /** Appends records to a segment; resolves, once they are durable, with the segment's SCL. */
-  async writeBatch(args: { key: SegmentKey; epochs: Epochs; writerVdl: Lsn; records: readonly EncodedRecord[] }, options?: RequestOptions): Promise<Lsn> {
+  async writeBatch(args: ArgsOf<"writeBatch">, options?: RequestOptions): Promise<Lsn> {
     return (await this.request({ type: "writeBatch", ...args }, options)).scl;
   }
 
-  async getPage(args: { key: SegmentKey; epochs: Epochs; pageNo: PageNo; readPoint: Lsn }, options?: RequestOptions): Promise<PageVersion> {
+  async getPage(args: ArgsOf<"getPage">, options?: RequestOptions): Promise<PageVersion> {
     const { type: _, ...page } = await this.request({ type: "getPage", ...args }, options);
     return page;
   }
 
-  async getSegmentState(args: { key: SegmentKey; epochs: Epochs }, options?: RequestOptions): Promise<SegmentState> {
+  async getSegmentState(args: ArgsOf<"getSegmentState">, options?: RequestOptions): Promise<SegmentState> {
     return (await this.request({ type: "getSegmentState", ...args }, options)).state;
   }
 
-  async setEpoch(args: { key: SegmentKey; epochs: Epochs }, options?: RequestOptions): Promise<SegmentState> {
+  async setEpoch(args: ArgsOf<"setEpoch">, options?: RequestOptions): Promise<SegmentState> {
     return (await this.request({ type: "setEpoch", ...args }, options)).state;
   }
 
-  async readRecords(args: { key: SegmentKey; epochs: Epochs; afterLsn: Lsn; upToLsn: Lsn; maxBytes: number }, options?: RequestOptions): Promise<RecordsChunk> {
+  async readRecords(args: ArgsOf<"readRecords">, options?: RequestOptions): Promise<RecordsChunk> {
     const { type: _, ...chunk } = await this.request({ type: "readRecords", ...args }, options);
     return chunk;
   }
 
-  async annul(args: { key: SegmentKey; epochs: Epochs; aboveLsn: Lsn }, options?: RequestOptions): Promise<SegmentState> {
+  async annul(args: ArgsOf<"annul">, options?: RequestOptions): Promise<SegmentState> {
     return (await this.request({ type: "annul", ...args }, options)).state;
   }
 

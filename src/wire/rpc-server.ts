@@ -284,9 +284,10 @@ class ServerConnection {
     try {
       request = readRequest(new ByteReader(frame.message), frame.message);
     } catch (e) {
-      if (isBorealisError(e, "CHECKSUM_MISMATCH")) {
+      if (isBorealisError(e, "CHECKSUM_MISMATCH") && this.state === "ready") {
         // A record inside an intact frame failed its own checksum: the stream is still in sync, only
-        // this request is refused (the writer resends; invariant 9 says never apply it).
+        // this request is refused (the writer resends; invariant 9 says never apply it). Before hello
+        // nothing but a hello is acceptable, so there it closes the connection like any bad frame.
         this.send(frame.requestId, errorResponse(e), undefined);
         return;
       }

@@ -6,9 +6,8 @@
  *   1. control plane — in the `up` process: embedded store in DIR/control-plane, HTTP API on loopback
  *   2. storage nodes — six child processes (`borealis storage-node`), supervised, ready once each has
  *      heartbeated to the control plane
- *   3. writer — the extension point for the SQL writer and its Hrana endpoint (issue 3): replace
- *      `writerPlaceholder` with a service that creates or opens the volume through
- *      `ctx.controlPlane.api`, starts the writer, and records it with `setWriter`.
+ *   3. writer — a supervised child process (`borealis writer`) that creates or opens the volume,
+ *      recovers it and serves libSQL clients on 127.0.0.1:PORT (default 8080)
  */
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -40,6 +39,8 @@ export interface ClusterContext {
   readonly readyTimeoutMs: number;
   /** One line for the operator about something that happened (stderr). */
   readonly report: (line: string) => void;
+  /** The writer's endpoint and volume (`borealis up --port`, `--cache-mb`). */
+  readonly writer: { readonly port: number; readonly volume: string; readonly cacheMb: number };
   /** Set by the control-plane service, for every service after it. */
   controlPlane?: { readonly url: string; readonly api: ControlPlaneApi };
 }
@@ -189,17 +190,82 @@ function startupFailure(s: ChildStatus, what: string): string {
 
 // ---------------------------------------------------------------------------------------- writer
 
-/** Issue 3 replaces this with the writer service (see the module header). */
-export const writerPlaceholder: ClusterService = {
+/**
+ * The SQL writer of the cluster's volume, a supervised child process (`borealis writer`): a crash is
+ * followed by a restart at the same address, which recovers the volume (invariant 8) and serves again,
+ * so applications keep their URL. Ready once its endpoint answers `GET /health`.
+ */
+export const writerService: ClusterService = {
   name: "writer",
-  async start() {
+  async start(ctx) {
+    const cp = ctx.controlPlane;
+    assert(cp !== undefined, "the writer starts after the control plane");
+    const listen = formatHostPort({ host: "127.0.0.1", port: ctx.writer.port });
+    const url = `http://${listen}`;
+    let ready = false;
+    const logFile = path.join(ctx.dataDir, "logs", "writer.log");
+    const supervisor = new Supervisor([{
+      key: "writer",
+      label: "writer",
+      command: process.execPath,
+      args: [
+        MAIN_SCRIPT, "writer", "--control-plane", cp.url, "--volume", ctx.writer.volume, "--listen", listen,
+        "--cache-mb", String(ctx.writer.cacheMb),
+      ],
+      logFile,
+    }], {
+      clock: ctx.env.clock,
+      onEvent: (e) => {
+        if (!ready) return;
+        if (e.type === "started") ctx.report(`writer restarted (pid ${e.pid}); it recovers the volume and serves ${url} again`);
+        else if (e.restartInMs !== null) {
+          const how = e.error ?? (e.signal !== null ? `signal ${e.signal}` : `code ${e.code}`);
+          ctx.report(`writer (pid ${e.pid ?? "?"}) exited unexpectedly (${how}); restarting in ${(e.restartInMs / 1000).toFixed(1)} s — see ${displayPath(logFile)}`);
+        }
+      },
+    });
+    supervisor.start();
+    try {
+      await waitForHealth(ctx, url, supervisor);
+    } catch (e) {
+      await supervisor.stop();
+      throw e;
+    }
+    ready = true;
     return {
       name: "writer",
-      summary: () => ["writer         not yet: the SQL writer and its endpoint arrive with the next release"],
-      stop: async () => {},
+      summary: () => {
+        const s = supervisor.status("writer");
+        return [
+          `writer         ${url}  (volume ${ctx.writer.volume}, pid ${s.pid ?? "(restarting)"}, log ${displayPath(logFile)})`,
+          "",
+          "Connect with the libSQL client you already use:",
+          `    import { createClient } from "@libsql/client";`,
+          `    const db = createClient({ url: "${url}" });`,
+          `or the shell:  npx borealis sql ${url}`,
+        ];
+      },
+      stop: () => supervisor.stop(),
     };
   },
 };
 
+async function waitForHealth(ctx: ClusterContext, url: string, supervisor: Supervisor): Promise<void> {
+  const deadline = ctx.env.clock.nowMs() + ctx.readyTimeoutMs + 30_000;
+  for (;;) {
+    if (ctx.signal.aborted) throw new Interrupted("interrupted while waiting for the writer");
+    try {
+      const r = await fetch(`${url}/health`, { signal: AbortSignal.timeout(1000) });
+      if (r.ok) return;
+    } catch {
+      // not listening yet
+    }
+    const s = supervisor.status("writer");
+    if (s.exits >= MAX_STARTUP_EXITS) throw new Error(startupFailure(s, `exited ${s.exits} times before it became ready`));
+    if (ctx.env.clock.nowMs() > deadline) throw new Error(startupFailure(s, `did not answer ${url}/health in time`));
+    await ctx.env.clock.sleep(READY_POLL_MS);
+  }
+}
+
 /** What `borealis up` starts, in order; stopped in reverse. */
-export const CLUSTER_SERVICES: readonly ClusterService[] = [controlPlaneService, storageNodesService, writerPlaceholder];
+export const CLUSTER_SERVICES: readonly ClusterService[] = [controlPlaneService, storageNodesService, writerService];

@@ -175,7 +175,8 @@ function corrupt(what: string, why: string): BorealisError {
   return new BorealisError("CORRUPT_DATA", `stored ${what} failed verification (${why}); not served`);
 }
 
-const META_FORMAT_VERSION = 1;
+/** 2: adds writableEpoch. */
+const META_FORMAT_VERSION = 2;
 
 export function encodeMeta(m: SegmentMeta): Uint8Array {
   const w = new ByteWriter(128);
@@ -187,6 +188,7 @@ export function encodeMeta(m: SegmentMeta): Uint8Array {
     .varint(m.annulments.length);
   for (const a of m.annulments) w.varint(a.epoch).varint(a.aboveLsn);
   w.varint(m.highestPageNo);
+  w.varint(m.writableEpoch);
   return w.finish();
 }
 
@@ -207,8 +209,9 @@ export function decodeMeta(b: Uint8Array): SegmentMeta {
   const annulments: Annulment[] = [];
   for (let i = 0; i < count; i++) annulments.push({ epoch: Epoch(r.varint("annul epoch")), aboveLsn: Lsn(r.varint("annul lsn")) });
   const highestPageNo = r.varint("highest page");
+  const writableEpoch = Epoch(r.varint("writable epoch"));
   r.end_("segment metadata");
-  return { geometry, epochs, knownVdl, materializedLsn, retentionLsn, annulments, highestPageNo };
+  return { geometry, epochs, knownVdl, materializedLsn, retentionLsn, annulments, highestPageNo, writableEpoch };
 }
 
 // ------------------------------------------------------------------------------- the ordered-KV seam

@@ -23,14 +23,12 @@ import { assert } from "../core/assert.js";
 import { BorealisError } from "../core/errors.js";
 import { Epoch, Lsn, NO_LSN, PageNo, type Epochs, type SegmentKey } from "../core/types.js";
 import { ByteReader } from "../wire/bytes.js";
-import type { SegmentGeometry, SegmentState } from "../wire/messages.js";
+import type { SegmentGeometry, SegmentState, Annulment } from "../wire/messages.js";
 import { isFullImage, type EncodedRecord } from "../wire/record.js";
 
 /** Drop every record with lsn > aboveLsn and epoch < epoch (recovery's truncation, invariant 8). */
-export interface Annulment {
-  readonly epoch: Epoch;
-  readonly aboveLsn: Lsn;
-}
+/** One recovery's annulment; the wire's type (messages.ts), kept durably in segment metadata. */
+export type { Annulment };
 
 /** What a segment keeps durably in the page store; everything else is rebuilt from the hot log. */
 export interface SegmentMeta {
@@ -43,6 +41,13 @@ export interface SegmentMeta {
   readonly annulments: readonly Annulment[];
   /** Highest page number among the records sorted into the page store (0: none). */
   readonly highestPageNo: number;
+  /**
+   * The volume epoch at which the segment takes writes and serves pages: the epoch it was created at
+   * (it can hold nothing older), or the epoch of the last annulment it applied. `setEpoch` raises the
+   * fence without raising this, so a segment that learned of a recovery but missed its annulment
+   * cannot accept the new writer's records beside the old writer's (invariant 8).
+   */
+  readonly writableEpoch: Epoch;
 }
 
 /** A durable record held in memory, with the hot-log file it was read from (its reference). */
@@ -82,6 +87,7 @@ export class Segment {
   /** Highest page among sorted records (durable in the meta), and among all records held or sorted. */
   private sortedMaxPage: number;
   private maxPage: number;
+  private writable: Epoch;
 
   /** Chain records in (sorted, SCL], in LSN order; `chainHead` skips the ones already sorted. */
   private chain: HeldRecord[] = [];
@@ -106,12 +112,14 @@ export class Segment {
     this.annuls = [...meta.annulments];
     this.sortedMaxPage = meta.highestPageNo;
     this.maxPage = meta.highestPageNo;
+    this.writable = meta.writableEpoch;
+    assert(this.writable <= this.epochsNow.volumeEpoch, 8, `writable epoch ${this.writable} above the fence ${this.epochsNow.volumeEpoch}`);
     assert(this.retention <= this.sorted, `retention ${this.retention} above the sorted point ${this.sorted}`);
   }
 
   static create(geometry: SegmentGeometry, epochs: Epochs): Segment {
     checkGeometry(geometry);
-    return new Segment({ geometry, epochs, knownVdl: NO_LSN, materializedLsn: NO_LSN, retentionLsn: NO_LSN, annulments: [], highestPageNo: 0 });
+    return new Segment({ geometry, epochs, knownVdl: NO_LSN, materializedLsn: NO_LSN, retentionLsn: NO_LSN, annulments: [], highestPageNo: 0, writableEpoch: epochs.volumeEpoch });
   }
 
   static fromMeta(meta: SegmentMeta): Segment {
@@ -126,6 +134,7 @@ export class Segment {
   get materializedLsn(): Lsn { return this.sorted; }
   get retentionLsn(): Lsn { return this.retention; }
   get annulments(): readonly Annulment[] { return this.annuls; }
+  get writableEpoch(): Epoch { return this.writable; }
   /**
    * Highest page any record held or sorted here writes (0: none): recovery takes the maximum over
    * segments as the end of the database file (pages above it were never written).
@@ -150,7 +159,7 @@ export class Segment {
   meta(overrides: Partial<SegmentMeta> = {}): SegmentMeta {
     return {
       geometry: this.geometry, epochs: this.epochsNow, knownVdl: this.vdl, materializedLsn: this.sorted,
-      retentionLsn: this.retention, annulments: this.annuls, highestPageNo: this.sortedMaxPage, ...overrides,
+      retentionLsn: this.retention, annulments: this.annuls, highestPageNo: this.sortedMaxPage, writableEpoch: this.writable, ...overrides,
     };
   }
 
@@ -180,6 +189,25 @@ export class Segment {
     }
   }
 
+  /**
+   * For writes and page reads: the request's epochs are the segment's own (checkEpochs) and the
+   * segment has applied the annulment of that volume epoch (or was created at it).
+   */
+  checkWritable(e: Epochs): void {
+    this.checkEpochs(e, false);
+    if (e.volumeEpoch !== this.writable) {
+      throw new BorealisError("EPOCH_NOT_ADOPTED",
+        `segment knows volume epoch ${e.volumeEpoch} but has not applied its annulment; annul first`,
+        { epoch: this.epochsNow.volumeEpoch, writableEpoch: this.writable });
+    }
+  }
+
+  /** The annulment of the segment's current volume epoch is applied (durably, by the caller). */
+  markWritable(epoch: Epoch): void {
+    assert(epoch === this.epochsNow.volumeEpoch && this.annuls.some((a) => a.epoch === epoch), 8, `writable at epoch ${epoch} only with its annulment`);
+    this.writable = epoch;
+  }
+
   /** Raises the epochs (never lowers them); the caller has made the new value durable first. */
   adoptEpochs(e: Epochs): void {
     this.checkEpochs(e, true);
@@ -198,7 +226,7 @@ export class Segment {
    * records worth appending: not duplicates, not annulled. Throws for a record the segment must refuse.
    */
   planWrite(records: readonly EncodedRecord[], batchEpochs: Epochs): EncodedRecord[] {
-    this.checkEpochs(batchEpochs, false);
+    this.checkWritable(batchEpochs);
     const fresh: EncodedRecord[] = [];
     const seen = new Set<number>();
     for (const r of records) {
@@ -434,9 +462,9 @@ export class Segment {
       throw new BorealisError("INVALID_ARGUMENT", `segment would hold ${next.length} annulments`);
     }
     this.annuls = next;
-    // The newest recovery computed its aboveLsn as the volume's durable point.
-    const newest = added.reduce((x, y) => (y.epoch > x.epoch || (y.epoch === x.epoch && y.aboveLsn < x.aboveLsn) ? y : x));
-    this.vdl = newest.aboveLsn;
+    // The known VDL stays: an annulment point is not durable on a write quorum until recovery has
+    // re-replicated below it (src/compute/volume/recovery.ts).
+    if (next.some((a) => a.epoch === epochs.volumeEpoch)) this.writable = epochs.volumeEpoch;
     const removed: HeldRecord[] = [];
     let cut = this.chain.length;
     if (sortedTip !== undefined) {

@@ -316,19 +316,26 @@ export class StorageNode {
     return { type: "writeAck", scl: segment.scl };
   };
 
-  private getPage: Handler<"getPage"> = async ({ key, epochs, pageNo, readPoint }) => {
+  private getPage: Handler<"getPage"> = async ({ key, epochs, pageNo, readPoint, minScl }) => {
     const segment = this.segment(key);
-    segment.checkEpochs(epochs, false);
+    segment.checkWritable(epochs);
     if (!segment.containsPage(pageNo)) {
       throw new BorealisError("PAGE_OUT_OF_RANGE", `page ${pageNo} is not in ${segmentKeyString(key)}`, { pageNo });
     }
-    if (readPoint > segment.scl) {
-      throw new BorealisError("READ_POINT_ABOVE_SCL", `read point ${readPoint} is above SCL ${segment.scl}`, { scl: segment.scl });
+    // The caller names the PG's last record at or below the read point (`minScl`): a segment whose
+    // chain reaches it holds every record the page needs, even when the read point is far above its
+    // SCL because the PG saw no writes since.
+    if (minScl > readPoint) {
+      throw new BorealisError("INVALID_ARGUMENT", `minScl ${minScl} is above read point ${readPoint}`);
+    }
+    if (minScl > segment.scl) {
+      throw new BorealisError("READ_POINT_ABOVE_SCL", `segment is complete to ${segment.scl}, the read needs ${minScl}`, { scl: segment.scl });
     }
     if (readPoint < segment.retentionLsn) {
       throw new BorealisError("READ_POINT_BELOW_RETENTION", `read point ${readPoint} is below retention ${segment.retentionLsn}`, { retentionLsn: segment.retentionLsn });
     }
-    return { type: "page", ...this.readPage(segment, pageNo, readPoint) };
+    // Records above SCL (past a gap) are not part of any read: the chain stops at SCL.
+    return { type: "page", ...this.readPage(segment, pageNo, Lsn(Math.min(readPoint, segment.scl))) };
   };
 
   /**
@@ -369,7 +376,7 @@ export class StorageNode {
    */
   private setEpoch: Handler<"setEpoch"> = async (request) => {
     const { key, epochs } = request;
-    const history = annulmentsOf(request, []);
+    const history = annulmentsOf(request);
     const segment = this.segment(key);
     segment.checkEpochs(epochs, true);
     return this.adopt(segment, epochs, history);
@@ -402,13 +409,13 @@ export class StorageNode {
   };
 
   /**
-   * Adopts the epochs and removes every record above `aboveLsn` from an older epoch (recovery step 3).
-   * When the request carries the volume's whole annulment history (`annulments`, this recovery's
-   * last), every one of them is applied: a segment that missed a recovery catches up in one step.
+   * Adopts the epochs and applies every annulment of the volume's history it has not applied (recovery
+   * step 3; a segment that missed recoveries catches up in one step). Once the current epoch's own
+   * annulment is applied the segment takes writes at that epoch.
    */
   private annul: Handler<"annul"> = async (request) => {
     const { key, epochs } = request;
-    const annulments = annulmentsOf(request, [{ epoch: epochs.volumeEpoch, aboveLsn: request.aboveLsn }]);
+    const annulments = annulmentsOf(request);
     const segment = this.segment(key);
     segment.checkEpochs(epochs, true);
     return this.adopt(segment, epochs, annulments);
@@ -442,12 +449,15 @@ export class StorageNode {
       if (next.length > MAX_ANNULMENTS) throw new BorealisError("INVALID_ARGUMENT", `segment would hold ${next.length} annulments`);
       const lowest = Math.min(...added.map((a) => a.aboveLsn));
       const storeCut = lowest < segment.materializedLsn ? this.planStoreAnnul(segment, added) : undefined;
-      const newest = added.reduce((x, y) => (y.epoch > x.epoch || (y.epoch === x.epoch && y.aboveLsn < x.aboveLsn) ? y : x));
       const ops: PageStoreOp[] = storeCut?.ops ?? [];
       ops.push({
         op: "putSegment",
         meta: segment.meta({
-          epochs, annulments: next, knownVdl: newest.aboveLsn,
+          epochs, annulments: next,
+          // An annulment point is not yet durable on a write quorum (recovery re-replicates after
+          // annulling), so it is not a known VDL: a later recovery must still examine what is above
+          // the last VDL a writer announced.
+          ...(next.some((a) => a.epoch === epochs.volumeEpoch) ? { writableEpoch: epochs.volumeEpoch } : {}),
           ...(storeCut !== undefined ? { materializedLsn: storeCut.sortedTip, retentionLsn: Lsn(Math.min(segment.retentionLsn, storeCut.sortedTip)) } : {}),
         }),
       });
@@ -579,19 +589,10 @@ export class StorageNode {
   }
 }
 
-/**
- * The annulment list a setEpoch or annul request carries, when the wire format has one (the writer's
- * recovery sends every recovery's annulment so that a segment that missed one catches up), else
- * `fallback`. Read defensively: the field is validated by `adopt`.
- */
-function annulmentsOf(request: Request, fallback: readonly Annulment[]): readonly Annulment[] {
-  const list = (request as { readonly annulments?: unknown }).annulments;
-  if (list === undefined) return fallback;
-  if (!Array.isArray(list) || list.length > MAX_ANNULMENTS) {
-    throw new BorealisError("INVALID_ARGUMENT", "annulments must be a list of {epoch, aboveLsn}");
+/** The annulment list a setEpoch or annul request carries, bounded (each entry is checked by `adopt`). */
+function annulmentsOf(request: Extract<Request, { type: "setEpoch" | "annul" }>): readonly Annulment[] {
+  if (request.annulments.length > MAX_ANNULMENTS) {
+    throw new BorealisError("INVALID_ARGUMENT", `${request.annulments.length} annulments exceed the limit of ${MAX_ANNULMENTS}`);
   }
-  return list.map((a: unknown) => {
-    const x = a as { epoch?: unknown; aboveLsn?: unknown };
-    return { epoch: Epoch(Number(x.epoch)), aboveLsn: Lsn(Number(x.aboveLsn)) };
-  });
+  return request.annulments;
 }

@@ -28,6 +28,15 @@ export interface SegmentGeometry {
   readonly pageSize: number;
 }
 
+/**
+ * One recovery's annulment (invariant 8): every record above `aboveLsn` written under an epoch older
+ * than `epoch` is removed. A segment applies each annulment it has not seen, oldest first.
+ */
+export interface Annulment {
+  readonly epoch: Epoch;
+  readonly aboveLsn: Lsn;
+}
+
 /** What a segment tells about itself: in acks, in `borealis status`, and to recovery. */
 export interface SegmentState {
   readonly geometry: SegmentGeometry;
@@ -42,6 +51,8 @@ export interface SegmentState {
   readonly materializedLsn: Lsn;
   /** Page versions below this may have been coalesced away; reads below it are refused. */
   readonly retentionLsn: Lsn;
+  /** Highest page any record held here writes (0: none): where the database file ends, for recovery. */
+  readonly highestPageNo: PageNo;
 }
 
 export type Request =
@@ -52,15 +63,24 @@ export type Request =
   | { readonly type: "openSegment"; readonly geometry: SegmentGeometry; readonly epochs: Epochs }
   /** Appends records (any order, duplicates ignored); answered after fsync with the segment's SCL. */
   | { readonly type: "writeBatch"; readonly key: SegmentKey; readonly epochs: Epochs; readonly writerVdl: Lsn; readonly records: readonly EncodedRecord[] }
-  /** The page as of `readPoint`, which must be ≤ SCL and ≥ the retention point. */
-  | { readonly type: "getPage"; readonly key: SegmentKey; readonly epochs: Epochs; readonly pageNo: PageNo; readonly readPoint: Lsn }
+  /**
+   * The page as of `readPoint` (≥ the retention point). `minScl` ≤ readPoint is the PG's last record
+   * at or below the read point, as the reader knows it: the segment must be complete up to it.
+   */
+  | { readonly type: "getPage"; readonly key: SegmentKey; readonly epochs: Epochs; readonly pageNo: PageNo; readonly readPoint: Lsn; readonly minScl: Lsn }
   | { readonly type: "getSegmentState"; readonly key: SegmentKey; readonly epochs: Epochs }
-  /** Raises the segment's epochs durably (recovery step 1, invariant 8); lower epochs are refused. */
-  | { readonly type: "setEpoch"; readonly key: SegmentKey; readonly epochs: Epochs }
+  /**
+   * Raises the segment's epochs durably (recovery step 1, invariant 8) and applies any of the given
+   * earlier annulments it missed; lower epochs are refused. Writes at the new epoch wait for `annul`.
+   */
+  | { readonly type: "setEpoch"; readonly key: SegmentKey; readonly epochs: Epochs; readonly annulments: readonly Annulment[] }
   /** Records with LSN in (afterLsn, upToLsn], in LSN order, at most about `maxBytes` of them. */
   | { readonly type: "readRecords"; readonly key: SegmentKey; readonly epochs: Epochs; readonly afterLsn: Lsn; readonly upToLsn: Lsn; readonly maxBytes: number }
-  /** Adopts `epochs` and removes every record above `aboveLsn` from an older epoch (recovery step 3). */
-  | { readonly type: "annul"; readonly key: SegmentKey; readonly epochs: Epochs; readonly aboveLsn: Lsn };
+  /**
+   * Adopts `epochs`, applies every annulment in the list it has not applied (the volume's whole
+   * history, the current epoch's last), and from then on takes writes at the current epoch.
+   */
+  | { readonly type: "annul"; readonly key: SegmentKey; readonly epochs: Epochs; readonly annulments: readonly Annulment[] };
 
 export type Response =
   | { readonly type: "helloOk"; readonly version: number; readonly nodeId: string; readonly az: string; readonly maxFrameBytes: number; readonly maxInFlight: number }
@@ -121,7 +141,25 @@ function writeGeometry(w: ByteWriter, g: SegmentGeometry): void {
 function writeState(w: ByteWriter, s: SegmentState): void {
   writeGeometry(w, s.geometry);
   writeEpochs(w, s.epochs);
-  w.varint(s.scl).varint(s.highestLsn).varint(s.knownVdl).varint(s.materializedLsn).varint(s.retentionLsn);
+  w.varint(s.scl).varint(s.highestLsn).varint(s.knownVdl).varint(s.materializedLsn).varint(s.retentionLsn).varint(s.highestPageNo);
+}
+
+/** At most this many annulments in one message (one per recovery of the volume). */
+export const MAX_ANNULMENTS_PER_MESSAGE = 10_000;
+
+function writeAnnulments(w: ByteWriter, list: readonly Annulment[]): void {
+  w.varint(list.length);
+  for (const a of list) w.varint(a.epoch).varint(a.aboveLsn);
+}
+
+function readAnnulments(r: ByteReader): Annulment[] {
+  const count = r.varint("annulment count");
+  if (count > MAX_ANNULMENTS_PER_MESSAGE || count > r.remaining / 2) {
+    throw new BorealisError("PROTOCOL_ERROR", `annulment count ${count} exceeds the limit or the frame`);
+  }
+  const out: Annulment[] = [];
+  for (let i = 0; i < count; i++) out.push({ epoch: Epoch(r.varint("annulment epoch")), aboveLsn: Lsn(r.varint("annulment lsn")) });
+  return out;
 }
 
 function writeRecords(w: ByteWriter, key: SegmentKey, records: readonly EncodedRecord[]): void {
@@ -157,12 +195,16 @@ export function writeRequest(w: ByteWriter, m: Request): void {
     case "getPage":
       writeKey(w, m.key);
       writeEpochs(w, m.epochs);
-      w.varint(m.pageNo).varint(m.readPoint);
+      w.varint(m.pageNo).varint(m.readPoint).varint(m.minScl);
       return;
     case "getSegmentState":
+      writeKey(w, m.key);
+      writeEpochs(w, m.epochs);
+      return;
     case "setEpoch":
       writeKey(w, m.key);
       writeEpochs(w, m.epochs);
+      writeAnnulments(w, m.annulments);
       return;
     case "readRecords":
       writeKey(w, m.key);
@@ -172,7 +214,7 @@ export function writeRequest(w: ByteWriter, m: Request): void {
     case "annul":
       writeKey(w, m.key);
       writeEpochs(w, m.epochs);
-      w.varint(m.aboveLsn);
+      writeAnnulments(w, m.annulments);
       return;
   }
 }
@@ -246,6 +288,7 @@ function readState(r: ByteReader): SegmentState {
     knownVdl: Lsn(r.varint("known vdl")),
     materializedLsn: Lsn(r.varint("materialized lsn")),
     retentionLsn: Lsn(r.varint("retention lsn")),
+    highestPageNo: PageNo(r.varint("highest page")),
   };
 }
 
@@ -291,13 +334,20 @@ export function readRequest(r: ByteReader, buf: Uint8Array): Request {
     case "getPage": {
       const key = readKey(r);
       const epochs = readEpochs(r);
-      m = { type, key, epochs, pageNo: PageNo(r.varint("page")), readPoint: Lsn(r.varint("read point")) };
+      const pageNo = PageNo(r.varint("page"));
+      const readPoint = Lsn(r.varint("read point"));
+      m = { type, key, epochs, pageNo, readPoint, minScl: Lsn(r.varint("min scl")) };
       break;
     }
-    case "getSegmentState":
-    case "setEpoch": {
+    case "getSegmentState": {
       const key = readKey(r);
       m = { type, key, epochs: readEpochs(r) };
+      break;
+    }
+    case "setEpoch": {
+      const key = readKey(r);
+      const epochs = readEpochs(r);
+      m = { type, key, epochs, annulments: readAnnulments(r) };
       break;
     }
     case "readRecords": {
@@ -311,7 +361,7 @@ export function readRequest(r: ByteReader, buf: Uint8Array): Request {
     case "annul": {
       const key = readKey(r);
       const epochs = readEpochs(r);
-      m = { type, key, epochs, aboveLsn: Lsn(r.varint("above lsn")) };
+      m = { type, key, epochs, annulments: readAnnulments(r) };
       break;
     }
     default:

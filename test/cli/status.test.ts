@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
-import { Az, Epoch, Lsn, NodeId, VolumeId, formatHostPort } from "../../src/core/types.js";
+import { Az, Epoch, Lsn, NodeId, PageNo, VolumeId, formatHostPort } from "../../src/core/types.js";
 import { realEnv, silentLogger } from "../../src/env/real.js";
 import { ControlPlane } from "../../src/control-plane/control-plane.js";
 import { EmbeddedKv } from "../../src/control-plane/embedded-kv.js";
@@ -58,7 +58,7 @@ async function cluster(t: { after: (fn: () => Promise<void>) => void }) {
       const list = segmentsOf.get(s.nodeId) ?? [];
       list.push({
         geometry: pg.geometry, epochs: { volumeEpoch: Epoch(s.nodeId === "n2" ? 1 : 2), membershipEpoch: Epoch(1) },
-        scl: Lsn(40 + pg.pgId), highestLsn: Lsn(42 + pg.pgId), knownVdl: Lsn(40), materializedLsn: Lsn(0), retentionLsn: Lsn(0),
+        scl: Lsn(40 + pg.pgId), highestLsn: Lsn(42 + pg.pgId), knownVdl: Lsn(40), materializedLsn: Lsn(0), retentionLsn: Lsn(0), highestPageNo: PageNo(0),
       });
       segmentsOf.set(s.nodeId, list);
     }

@@ -11,7 +11,7 @@ const g = geometry("vol-p", 3, 1, 8, 512);
 const key = keyOf(g);
 
 function meta(over: Partial<SegmentMeta> = {}): SegmentMeta {
-  return { geometry: g, epochs: epochs1, knownVdl: Lsn(0), materializedLsn: Lsn(0), retentionLsn: Lsn(0), annulments: [], highestPageNo: 0, ...over };
+  return { geometry: g, epochs: epochs1, knownVdl: Lsn(0), materializedLsn: Lsn(0), retentionLsn: Lsn(0), annulments: [], highestPageNo: 0, writableEpoch: epochs1.volumeEpoch, ...over };
 }
 
 async function withStores(fn: (store: PageStore & { flipStoredBit: LmdbPageStore["flipStoredBit"] }, reopen: () => Promise<PageStore>) => Promise<void>): Promise<void> {

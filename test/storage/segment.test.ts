@@ -97,6 +97,10 @@ test("stale epochs are refused with the segment's epoch; newer ones are refused 
   expect({ volumeEpoch: 4, membershipEpoch: 2 }, "EPOCH_NOT_ADOPTED", 3);
   expect({ volumeEpoch: 3, membershipEpoch: 3 }, "EPOCH_NOT_ADOPTED", 3);
   s.adoptEpochs({ volumeEpoch: Epoch(4), membershipEpoch: Epoch(2) });
+  // setEpoch fences the old writer but does not let the new one write: its annulment must come first.
+  expect({ volumeEpoch: 4, membershipEpoch: 2 }, "EPOCH_NOT_ADOPTED", 4);
+  s.applyAnnul({ volumeEpoch: Epoch(4), membershipEpoch: Epoch(2) }, [{ epoch: Epoch(4), aboveLsn: Lsn(100) }]);
+  assert.equal(s.writableEpoch, 4);
   assert.deepEqual(s.planWrite(records, { volumeEpoch: Epoch(4), membershipEpoch: Epoch(2) }).length, 2);
   expect({ volumeEpoch: 3, membershipEpoch: 2 }, "STALE_VOLUME_EPOCH", 4);
   assert.throws(() => s.adoptEpochs({ volumeEpoch: Epoch(3), membershipEpoch: Epoch(9) }), (e) => isBorealisError(e, "STALE_VOLUME_EPOCH"));

@@ -116,7 +116,7 @@ async function benchNode(clients: number): Promise<void> {
       for (let k = 0; k < 100; k++) {
         const pg = rand.int(pgs);
         const w = writers[pg]!;
-        await node.handle({ type: "getPage", key: w.key, epochs: epochs1, pageNo: w.geometry.firstPage + rand.int(pagesPerPg) as never, readPoint: states[pg]! });
+        await node.handle({ type: "getPage", key: w.key, epochs: epochs1, pageNo: w.geometry.firstPage + rand.int(pagesPerPg) as never, readPoint: states[pg]!, minScl: states[pg]! });
         reads++;
       }
     }

@@ -50,7 +50,7 @@ class Harness {
   }
 
   async page(key: SegmentKey, pageNo: number, readPoint: number, epochs: Epochs = epochs1) {
-    return this.call({ type: "getPage", key, epochs, pageNo: PageNo(pageNo), readPoint: Lsn(readPoint) }, "page");
+    return this.call({ type: "getPage", key, epochs, pageNo: PageNo(pageNo), readPoint: Lsn(readPoint), minScl: Lsn(readPoint) }, "page");
   }
 
   async state(key: SegmentKey, epochs: Epochs = epochs1) {
@@ -222,15 +222,15 @@ test("epochs and annulment: stale writers are refused, annulled records vanish f
 
       const e2: Epochs = { volumeEpoch: Epoch(2), membershipEpoch: Epoch(1) };
       await rejects(h.write(key, [], 0, e2), "EPOCH_NOT_ADOPTED", (d) => assert.equal(d.epoch, 1));
-      await h.call({ type: "setEpoch", key, epochs: e2 }, "segmentState");
+      await h.call({ type: "setEpoch", key, epochs: e2, annulments: [] }, "segmentState");
       await rejects(h.write(key, old.slice(0, 1), 0), "STALE_VOLUME_EPOCH", (d) => assert.equal(d.epoch, 2));
       await rejects(h.page(key, 1, 1), "STALE_VOLUME_EPOCH");
-      await rejects(h.call({ type: "setEpoch", key, epochs: epochs1 }, "segmentState"), "STALE_VOLUME_EPOCH");
-      await rejects(h.call({ type: "setEpoch", key, epochs: { volumeEpoch: Epoch(2), membershipEpoch: Epoch(0) } }, "segmentState"), "STALE_MEMBERSHIP_EPOCH");
+      await rejects(h.call({ type: "setEpoch", key, epochs: epochs1, annulments: [] }, "segmentState"), "STALE_VOLUME_EPOCH");
+      await rejects(h.call({ type: "setEpoch", key, epochs: { volumeEpoch: Epoch(2), membershipEpoch: Epoch(0) }, annulments: [] }, "segmentState"), "STALE_MEMBERSHIP_EPOCH");
 
       // Recovery: VDL was old[12]; everything of epoch 1 above it is annulled.
       const vdl = old[12]!.lsn;
-      const annulled = (await h.call({ type: "annul", key, epochs: e2, aboveLsn: Lsn(vdl) }, "segmentState")).state;
+      const annulled = (await h.call({ type: "annul", key, epochs: e2, annulments: [{ epoch: e2.volumeEpoch, aboveLsn: Lsn(vdl) }] }, "segmentState")).state;
       assert.equal(annulled.scl, vdl);
       assert.equal(annulled.highestLsn, vdl);
       // The old writer's records, arriving late inside a current batch, are dropped.
@@ -264,7 +264,7 @@ test("epochs and annulment: stale writers are refused, annulled records vanish f
       await h.restart();
       await check("after sorting and restart");
       // A retried annulment changes nothing.
-      assert.equal((await h.call({ type: "annul", key, epochs: e2, aboveLsn: Lsn(vdl) }, "segmentState")).state.scl, fresh[2]!.lsn);
+      assert.equal((await h.call({ type: "annul", key, epochs: e2, annulments: [{ epoch: e2.volumeEpoch, aboveLsn: Lsn(vdl) }] }, "segmentState")).state.scl, fresh[2]!.lsn);
     });
   }
 });
@@ -300,7 +300,7 @@ test("a page-store commit failure fences the node too", async () => {
     const key = keyOf(g);
     await h.openSegment(g);
     (h.node.store as MemoryPageStore).failNextCommits(1);
-    await rejects(h.call({ type: "setEpoch", key, epochs: { volumeEpoch: Epoch(2), membershipEpoch: Epoch(1) } }, "segmentState"), "STORAGE_FENCED");
+    await rejects(h.call({ type: "setEpoch", key, epochs: { volumeEpoch: Epoch(2), membershipEpoch: Epoch(1) }, annulments: [] }, "segmentState"), "STORAGE_FENCED");
     assert.equal((await h.state(key)).epochs.volumeEpoch, 1, "an epoch that did not become durable is not adopted");
     await rejects(h.write(key, [], 5), "STORAGE_FENCED");
   });
@@ -475,7 +475,7 @@ test("setEpoch and annul carrying earlier recoveries' annulments catch up a segm
       // Recovery 2 (epoch 2, VDL records[9]) happened without this segment; recovery 3 tells it.
       const e3: Epochs = { volumeEpoch: Epoch(3), membershipEpoch: Epoch(1) };
       const history = [{ epoch: Epoch(2), aboveLsn: w.records[9]!.lsn }];
-      const raised = await h.call({ type: "setEpoch", key, epochs: e3, annulments: history } as unknown as Request, "segmentState");
+      const raised = await h.call({ type: "setEpoch", key, epochs: e3, annulments: history }, "segmentState");
       assert.equal(raised.state.scl, w.records[9]!.lsn);
       assert.equal(raised.state.epochs.volumeEpoch, 3);
       assert.equal(highestPageNo(raised.state), 10, "pages of annulled records no longer count");

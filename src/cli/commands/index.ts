@@ -5,5 +5,6 @@ import { sqlCommand } from "./sql.js";
 import { statusCommand } from "./status.js";
 import { storageNodeCommand } from "./storage-node.js";
 import { upCommand } from "./up.js";
+import { writerCommand } from "./writer.js";
 
-export const COMMANDS: readonly Command[] = [upCommand, sqlCommand, statusCommand, controlPlaneCommand, storageNodeCommand];
+export const COMMANDS: readonly Command[] = [upCommand, sqlCommand, statusCommand, writerCommand, controlPlaneCommand, storageNodeCommand];

@@ -21,27 +21,33 @@ const DEFAULT_STORAGE_BASE_PORT = 7101;
 
 export const upCommand: Command = {
   name: "up",
-  summary: "run a local cluster: control plane + 6 storage nodes in 3 AZs (what `npm start` runs)",
-  usage: "borealis up [--data DIR] [--control-plane-port PORT] [--storage-base-port PORT] [--ready-timeout-ms MS]",
+  summary: "run a local cluster: control plane, 6 storage nodes in 3 AZs, the SQL writer (what `npm start` runs)",
+  usage: "borealis up [--data DIR] [--port PORT] [--cache-mb MB] [--control-plane-port PORT] [--storage-base-port PORT] [--ready-timeout-ms MS]",
   description: [
     "Starts a complete local cluster and keeps it running until Ctrl-C:",
     "  - the control plane, in this process, on 127.0.0.1:PORT (state in DIR/control-plane);",
     "  - six storage nodes n1..n6 in AZs a, a, b, b, c, c as child processes on consecutive ports",
-    "    from the storage base port (data in DIR/nodes/nX, logs in DIR/logs/nX.log).",
-    "It waits until every node has heartbeated to the control plane, then prints what is running.",
-    "A node that exits unexpectedly is reported and restarted with backoff (0.5 s doubling to 30 s).",
+    "    from the storage base port (data in DIR/nodes/nX, logs in DIR/logs/nX.log);",
+    "  - the SQL writer of volume \"default\" as a child process, serving libSQL clients (Hrana over",
+    "    HTTP) on 127.0.0.1:PORT (log in DIR/logs/writer.log).",
+    "It waits until every node has heartbeated and the writer answers, then prints what is running.",
+    "A process that exits unexpectedly is reported and restarted with backoff (0.5 s doubling to 30 s);",
+    "a restarted writer recovers the volume and serves at the same URL.",
     "Ctrl-C (SIGINT) or SIGTERM stops the nodes (SIGTERM, then SIGKILL after 5 s), then the control plane.",
     "The first run on DIR records node ids and ports in DIR/cluster.json; later runs bring the same cluster",
-    "back (explicit port flags must then match it). The SQL writer joins in the next release.",
+    "back with the same data (explicit port flags must then match it).",
   ].join("\n"),
   flags: {
     data: { type: "string", valueName: "DIR", default: ".borealis", description: "the cluster's directory, relative to the current one" },
+    port: { type: "string", valueName: "PORT", default: "8080", description: "the writer's libSQL endpoint port on 127.0.0.1" },
+    "cache-mb": { type: "string", valueName: "MB", default: "256", description: "the writer's shared buffer pool" },
     "control-plane-port": { type: "string", valueName: "PORT", default: String(DEFAULT_CONTROL_PLANE_PORT), description: "control plane HTTP port on 127.0.0.1 (first run on DIR only)" },
     "storage-base-port": { type: "string", valueName: "PORT", default: String(DEFAULT_STORAGE_BASE_PORT), description: "port of n1 on 127.0.0.1; n2..n6 take the next five (first run on DIR only)" },
     "ready-timeout-ms": { type: "string", valueName: "MS", default: "20000", description: "how long to wait for every storage node to heartbeat before giving up" },
   },
   examples: [
     "borealis up",
+    "borealis up --data /tmp/demo --port 9090",
     "borealis up --data /tmp/borealis-demo --control-plane-port 8070 --storage-base-port 8101",
   ],
   run: runUp,
@@ -52,6 +58,8 @@ async function runUp(flags: ParsedFlags): Promise<number> {
   const controlPlanePort = intFlag(flags, "control-plane-port", 1, 65535);
   const storageBasePort = intFlag(flags, "storage-base-port", 1, 65535 - 5);
   const readyTimeoutMs = intFlag(flags, "ready-timeout-ms", 100, 600_000);
+  const writerPort = intFlag(flags, "port", 1, 65535);
+  const cacheMb = intFlag(flags, "cache-mb", 4, 1 << 16);
   const shutdown = onShutdown("borealis up");
 
   // The in-process control plane logs to a file: the terminal is for the summary and for events.
@@ -73,6 +81,7 @@ async function runUp(flags: ParsedFlags): Promise<number> {
 
     const ctx: ClusterContext = {
       env, dataDir, layout, signal: shutdown.signal, readyTimeoutMs, report: (line) => err(`borealis up: ${line}`),
+      writer: { port: writerPort, volume: "default", cacheMb },
     };
     const running: RunningService[] = [];
     try {

@@ -33,7 +33,9 @@ export const arbGeometry: fc.Arbitrary<SegmentGeometry> = fc.record({
 export const arbState: fc.Arbitrary<SegmentState> = fc.record({
   geometry: arbGeometry, epochs: arbEpochs, scl: arbNat.map(Lsn), highestLsn: arbNat.map(Lsn),
   knownVdl: arbNat.map(Lsn), materializedLsn: arbNat.map(Lsn), retentionLsn: arbNat.map(Lsn),
+  highestPageNo: arbNat.map(PageNo),
 });
+export const arbAnnulments = fc.array(fc.record({ epoch: arbNat.map(Epoch), aboveLsn: arbNat.map(Lsn) }), { maxLength: 5 });
 
 export const arbRedoRecord: fc.Arbitrary<RedoRecord> = fc.integer({ min: 1, max: MAX_LSN }).chain((lsn) => fc.record({
   lsn: fc.constant(Lsn(lsn)),
@@ -65,14 +67,14 @@ export const arbRequest: fc.Arbitrary<Request> = fc.oneof(
   arbKey.chain((key) => fc.record({
     type: fc.constant("writeBatch" as const), key: fc.constant(key), epochs: arbEpochs, writerVdl: arbNat.map(Lsn), records: arbRecordsFor(key),
   })),
-  fc.record({ type: fc.constant("getPage" as const), key: arbKey, epochs: arbEpochs, pageNo: arbNat.map(PageNo), readPoint: arbNat.map(Lsn) }),
+  fc.record({ type: fc.constant("getPage" as const), key: arbKey, epochs: arbEpochs, pageNo: arbNat.map(PageNo), readPoint: arbNat.map(Lsn), minScl: arbNat.map(Lsn) }),
   fc.record({ type: fc.constant("getSegmentState" as const), key: arbKey, epochs: arbEpochs }),
-  fc.record({ type: fc.constant("setEpoch" as const), key: arbKey, epochs: arbEpochs }),
+  fc.record({ type: fc.constant("setEpoch" as const), key: arbKey, epochs: arbEpochs, annulments: arbAnnulments }),
   fc.record({
     type: fc.constant("readRecords" as const), key: arbKey, epochs: arbEpochs, afterLsn: arbNat.map(Lsn),
     upToLsn: arbNat.map(Lsn), maxBytes: arbNat,
   }),
-  fc.record({ type: fc.constant("annul" as const), key: arbKey, epochs: arbEpochs, aboveLsn: arbNat.map(Lsn) }),
+  fc.record({ type: fc.constant("annul" as const), key: arbKey, epochs: arbEpochs, annulments: arbAnnulments }),
 );
 
 /** A response with the segment key its records (if any) are checksummed under. */
@@ -127,6 +129,7 @@ const state = (key: SegmentKey, scl = 0): SegmentState => ({
   geometry: { volumeId: key.volumeId, pgId: key.pgId, firstPage: PageNo(1), pageCount: 100, pageSize: 4096 },
   epochs: { volumeEpoch: Epoch(1), membershipEpoch: Epoch(1) },
   scl: Lsn(scl), highestLsn: Lsn(scl), knownVdl: Lsn(0), materializedLsn: Lsn(0), retentionLsn: Lsn(0),
+  highestPageNo: PageNo(0),
 });
 
 /**

@@ -116,6 +116,7 @@ test("a node status with many minimal segment states decodes (smallest encodings
     geometry: { volumeId: VolumeId(""), pgId: PgId(0), firstPage: PageNo(0), pageCount: 0, pageSize: 0 },
     epochs: { volumeEpoch: Epoch(0), membershipEpoch: Epoch(0) },
     scl: Lsn(0), highestLsn: Lsn(0), knownVdl: Lsn(0), materializedLsn: Lsn(0), retentionLsn: Lsn(0),
+    highestPageNo: PageNo(0),
   };
   const m = { type: "nodeStatus" as const, nodeId: "", az: "", fenced: false, segments: Array.from({ length: 50 }, () => state) };
   const w = new ByteWriter();

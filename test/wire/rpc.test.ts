@@ -29,14 +29,16 @@ test("hello, then every request type answered through RpcClient", async () => {
     assert.equal((await client.request({ type: "nodeStatus" })).nodeId, "n1");
     const records = makeRecords(key, 10, 5);
     assert.equal((await client.request({ type: "writeBatch", key, epochs, writerVdl: Lsn(0), records })).scl, 14);
-    const page = await client.request({ type: "getPage", key, epochs, pageNo: PageNo(42), readPoint: Lsn(9) });
+    const page = await client.request({ type: "getPage", key, epochs, pageNo: PageNo(42), readPoint: Lsn(9), minScl: Lsn(0) });
     assert.equal(new TextDecoder().decode(page.bytes), "page 42");
     assert.equal(page.pageLsn, 9);
     // The records come back checksummed under the request's key, which the client kept for decoding.
     const chunk = await client.request({ type: "readRecords", key, epochs, afterLsn: Lsn(100), upToLsn: Lsn(110), maxBytes: 1 << 20 });
     assert.deepEqual(chunk.records.map((r) => r.lsn), [101, 102, 103, 104, 105, 106, 107, 108, 109, 110]);
-    for (const t of ["getSegmentState", "setEpoch"] as const) assert.equal((await client.request({ type: t, key, epochs })).state.scl, 7);
-    assert.equal((await client.request({ type: "annul", key, epochs, aboveLsn: Lsn(3) })).type, "segmentState");
+    assert.equal((await client.request({ type: "getSegmentState", key, epochs })).state.scl, 7);
+    assert.equal((await client.request({ type: "setEpoch", key, epochs, annulments: [] })).state.scl, 7);
+    const annulments = [{ epoch: Epoch(1), aboveLsn: Lsn(3) }];
+    assert.equal((await client.request({ type: "annul", key, epochs, annulments })).type, "segmentState");
     const geometry = { volumeId: VolumeId("vol"), pgId: PgId(3), firstPage: PageNo(1), pageCount: 10, pageSize: 4096 };
     assert.deepEqual((await client.request({ type: "openSegment", geometry, epochs })).state.geometry, geometry);
   } finally {
@@ -57,7 +59,7 @@ test("many pipelined requests are answered out of order and matched to their cal
   try {
     const n = 1000;
     const answers = await Promise.all(Array.from({ length: n }, (_, i) =>
-      client.request({ type: "getPage", key, epochs, pageNo: PageNo(i + 1), readPoint: Lsn(0) })));
+      client.request({ type: "getPage", key, epochs, pageNo: PageNo(i + 1), readPoint: Lsn(0), minScl: Lsn(0) })));
     answers.forEach((a, i) => {
       assert.equal(a.pageLsn, i + 1);
       assert.equal(a.bytes[0], (i + 1) & 0xff);
@@ -96,7 +98,7 @@ test("a handler's BorealisError reaches the caller with its code and details; ot
   const { server, address } = await startServer({ handler });
   const client = await RpcClient.connect(env, address, clientOptions);
   try {
-    await assert.rejects(client.request({ type: "getPage", key, epochs, pageNo: PageNo(1), readPoint: Lsn(50) }),
+    await assert.rejects(client.request({ type: "getPage", key, epochs, pageNo: PageNo(1), readPoint: Lsn(50), minScl: Lsn(0) }),
       (e) => isBorealisError(e, "READ_POINT_ABOVE_SCL") && e.details.scl === 41 && e.retryable);
     await assert.rejects(client.request({ type: "nodeStatus" }), isCode("INTERNAL"));
     assert.equal((await client.request({ type: "ping" })).type, "pong", "the connection survives error responses");
@@ -299,7 +301,7 @@ test("requests above the server's limit are refused locally; responses above the
   try {
     const records = makeRecords(key, 1, 40, 2000);
     await assert.rejects(client.request({ type: "writeBatch", key, epochs, writerVdl: Lsn(0), records }), isCode("FRAME_TOO_LARGE"));
-    await assert.rejects(client.request({ type: "getPage", key, epochs, pageNo: PageNo(1), readPoint: Lsn(1) }), isCode("FRAME_TOO_LARGE"));
+    await assert.rejects(client.request({ type: "getPage", key, epochs, pageNo: PageNo(1), readPoint: Lsn(1), minScl: Lsn(0) }), isCode("FRAME_TOO_LARGE"));
     assert.equal((await client.request({ type: "ping" })).type, "pong");
   } finally {
     client.close();

@@ -28,11 +28,11 @@ test("connects lazily and the typed helpers unwrap their answers", async () => {
     assert.equal(client.state, "connected");
     assert.equal(client.peer?.nodeId, "n1");
     assert.equal(await client.writeBatch({ key, epochs, writerVdl: Lsn(0), records: makeRecords(key, 1, 3) }), 3);
-    const page = await client.getPage({ key, epochs, pageNo: PageNo(5), readPoint: Lsn(3) });
+    const page = await client.getPage({ key, epochs, pageNo: PageNo(5), readPoint: Lsn(3), minScl: Lsn(0) });
     assert.equal(page.pageLsn, 3);
     assert.equal((await client.getSegmentState({ key, epochs })).scl, 7);
-    assert.equal((await client.setEpoch({ key, epochs })).scl, 7);
-    assert.equal((await client.annul({ key, epochs, aboveLsn: Lsn(2) })).scl, 7);
+    assert.equal((await client.setEpoch({ key, epochs, annulments: [] })).scl, 7);
+    assert.equal((await client.annul({ key, epochs, annulments: [{ epoch: Epoch(1), aboveLsn: Lsn(2) }] })).scl, 7);
     const geometry = { volumeId: key.volumeId, pgId: key.pgId, firstPage: PageNo(1), pageCount: 10, pageSize: 4096 };
     assert.deepEqual((await client.openSegment({ geometry, epochs })).geometry, geometry);
     const chunk = await client.readRecords({ key, epochs, afterLsn: Lsn(0), upToLsn: Lsn(4), maxBytes: 1 << 20 });

@@ -5,9 +5,9 @@
  * RPC layer itself (framing, CRC32C of frames and records, decoding, promise plumbing, write coalescing)
  * is known apart from disks and quorums.
  *
- *     npx tsc -p . && node dist/bench/wire-bench.js [--seconds 2] [--reps 3] [--payload 64]
+ *     npx tsc -p . && node dist/bench/wire-bench.js [--seconds 2] [--reps 5] [--payload 64]
  *
- * Each configuration runs `--reps` times for `--seconds` after a short warm-up; the median is printed,
+ * Each configuration runs `--reps` times for `--seconds` after a 1 s warm-up; the median is printed,
  * with min–max (this VM is noisy: reference/sqlite-vfs.md §4 says compare medians at the 1.5× level).
  */
 import { fork } from "node:child_process";
@@ -21,7 +21,7 @@ import { StorageClient } from "../src/wire/storage-client.js";
 const { values: args } = parseArgs({
   options: {
     seconds: { type: "string", default: "2" },
-    reps: { type: "string", default: "3" },
+    reps: { type: "string", default: "5" },
     payload: { type: "string", default: "64" },
   },
 });
@@ -104,7 +104,7 @@ async function main(): Promise<void> {
     const records = batchOf(batch);
     const frameBytes = 8 + 5 + 1 + 1 + key.volumeId.length + 1 + 2 + 1 + 2 + records.reduce((n, r) => n + r.bytes.byteLength, 0);
     const sender = senders[name]!;
-    await run(sender, records, window, 300);
+    await run(sender, records, window, 1000); // warm-up: JIT and socket buffers
     const rates: number[] = [];
     for (let i = 0; i < reps; i++) rates.push(await run(sender, records, window, seconds * 1000));
     const m = median(rates);

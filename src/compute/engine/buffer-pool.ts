@@ -19,8 +19,10 @@
  *
  * Eviction (CLOCK with a reference bit) takes only versions whose redo is durable (from ≤ VDL): a
  * version above VDL exists nowhere else (storage may not have it yet) and the writer may need it.
- * Versions no snapshot can see any more (to < the oldest read point in use) go first, without a second
- * chance. LAL (invariant 6) bounds the versions above VDL, and the engine sizes the pool so they
+ * Garbage — a closed version below VDL that no read point in use falls into, so no snapshot present or
+ * future can see it — goes first, without a second chance; and whenever the writer publishes a page,
+ * that page's garbage versions are freed on the spot, which keeps the hash chains of hot pages (page 1
+ * changes with every commit) short. LAL (invariant 6) bounds the versions above VDL, and the engine sizes the pool so they
  * always fit (`assertFitsLal`).
  *
  * Concurrency: one futex-style mutex in the buffer guards all metadata and page copies; it is held
@@ -89,6 +91,8 @@ export class BufferPool {
   private readonly data: Uint8Array;
   private readonly bucketShift: number;
   private readonly writeShift: number;
+  /** Scratch for the read points in use (per thread: each worker has its own BufferPool object). */
+  private readonly points: number[] = [];
 
   private constructor(sab: SharedArrayBuffer, private readonly control: SharedControl) {
     this.sab = sab;
@@ -195,19 +199,30 @@ export class BufferPool {
     this.lock();
     try {
       const vdl = this.control.vdl();
-      const oldest = Math.min(this.control.minReadPoint(), vdl);
+      const points = this.control.activeReadPoints(this.points);
       for (const v of versions) {
         assert(v.bytes.byteLength === this.pageSize, "published page has the pool's page size");
         assert(v.lsn > vdl, 7, `a new version (page ${v.pageNo} at ${v.lsn}) is above VDL ${vdl} when published`);
         const wb = this.writeBucketOf(v.pageNo);
         if (this.lastWrite[wb]! < v.lsn) this.lastWrite[wb] = v.lsn;
-        for (let s = this.buckets[this.bucketOf(v.pageNo)]!; s !== NIL; s = this.next[s]!) {
-          if (this.page[s] === v.pageNo && this.to[s] === Infinity) {
-            assert(this.from[s]! < v.lsn, 1, `page ${v.pageNo}: new version ${v.lsn} after ${this.from[s]}`);
-            this.to[s] = v.lsn - 1;
+        let garbage = NIL;
+        for (let s = this.buckets[this.bucketOf(v.pageNo)]!; s !== NIL;) {
+          const next = this.next[s]!;
+          if (this.page[s] === v.pageNo) {
+            if (this.to[s] === Infinity) {
+              assert(this.from[s]! < v.lsn, 1, `page ${v.pageNo}: new version ${v.lsn} after ${this.from[s]}`);
+              this.to[s] = v.lsn - 1;
+            }
+            if (this.isGarbage(s, vdl, points)) {
+              if (garbage === NIL) garbage = s;
+              else this.release(s);
+            }
           }
+          s = next;
         }
-        const s = this.victim(vdl, oldest);
+        let s = garbage;
+        if (s !== NIL) this.unlink(s);
+        else s = this.victim(vdl, points);
         assert(s !== NIL, 6, `buffer pool full of versions above VDL ${vdl}: LAL too large for the pool`);
         this.fill(s, v.pageNo, v.lsn, Infinity, v.bytes);
       }
@@ -229,8 +244,7 @@ export class BufferPool {
         if (this.page[s] === pageNo && this.from[s]! <= fetchedAt && fetchedAt <= this.to[s]!) return;
       }
       const to = this.lastWrite[this.writeBucketOf(pageNo)]! > fetchedAt ? fetchedAt : Infinity;
-      const vdl = this.control.vdl();
-      const s = this.victim(vdl, Math.min(this.control.minReadPoint(), vdl));
+      const s = this.victim(this.control.vdl(), this.control.activeReadPoints(this.points));
       if (s === NIL) {
         this.stat[S_INSERT_FAILURES]!++;
         return;
@@ -279,8 +293,26 @@ export class BufferPool {
     this.stat[S_INSERTS]!++;
   }
 
+  /** A closed version below VDL that no read point in use can see. */
+  private isGarbage(s: number, vdl: number, points: readonly number[]): boolean {
+    const to = this.to[s]!;
+    if (to >= vdl) return false; // a snapshot starting now may see it
+    const from = this.from[s]!;
+    for (const p of points) if (p >= from && p <= to) return false;
+    return true;
+  }
+
+  /** Unlinks slot `s` and returns it to the free list. */
+  private release(s: number): void {
+    this.unlink(s);
+    const top = this.header[H_FREE_TOP]!;
+    this.freeList[top] = s;
+    this.header[H_FREE_TOP] = top + 1;
+    this.stat[S_EVICTIONS]!++;
+  }
+
   /** A free slot, or the CLOCK victim among durable versions, unlinked; NIL if none can be freed. */
-  private victim(vdl: number, oldestReadPoint: number): number {
+  private victim(vdl: number, points: readonly number[]): number {
     const top = this.header[H_FREE_TOP]!;
     if (top > 0) {
       this.header[H_FREE_TOP] = top - 1;
@@ -291,7 +323,7 @@ export class BufferPool {
       const s = hand;
       hand = hand + 1 === this.nSlots ? 0 : hand + 1;
       if (this.from[s]! > vdl) continue; // only copy of redo not yet durable
-      if (this.to[s]! >= oldestReadPoint && this.ref[s] === 1) {
+      if (this.ref[s] === 1 && !this.isGarbage(s, vdl, points)) {
         this.ref[s] = 0;
         continue;
       }

@@ -76,7 +76,7 @@ export interface EngineOptions {
   readonly writerCacheMb?: number;
   /** SQLite page cache per reader connection, MiB. Default 16. */
   readonly readerCacheMb?: number;
-  /** Writer's page backlink directory, entries (LRU). Default 1M. */
+  /** Writer's page backlink directory, entries (bounded, oldest dropped first). Default 1M. */
   readonly directoryCapacity?: number;
   /** Spin iterations before a worker sleeps on the page bridge. */
   readonly bridgeSpin?: number;

@@ -7,7 +7,7 @@
  * epoch, allocates; consecutively, strictly increasing) and the writer's backlink state:
  * - per PG, the last record (segment backlink, from `LsnState.lastLsnByPg` after recovery);
  * - per page, the last record (page backlink): the buffer pool's newest version carries it; when the
- *   pool has evicted the page, a bounded LRU directory remembers it; pages above `maxPageNo` were
+ *   pool has evicted the page, a bounded directory remembers it; pages above `maxPageNo` were
  *   never written (backlink 0, previous version zeros); anything else is looked up through the page
  *   bridge (one hop, batched; rare: a page neither cached nor seen since this writer started, e.g. a
  *   freelist page SQLite reuses without reading it);
@@ -84,7 +84,7 @@ export class RedoWriter {
   private maxPageNo: number;
   /** The writer's newest snapshot: the CPL of its last commit (or the recovered VDL). */
   latestLsn: number;
-  /** page → LSN of its last record, least recently used first (bounded). */
+  /** page → LSN of its last record (bounded; oldest entries dropped first). */
   private readonly directory = new Map<number, number>();
   private readonly zeros: Uint8Array;
   private readonly scratch: Uint8Array;
@@ -255,9 +255,9 @@ export class RedoWriter {
     return SQLITE_OK;
   }
 
+  /** Bounded in first-seen order (an update keeps the entry's place: cheaper than LRU on every commit). */
   private remember(pageNo: number, lsn: number): void {
     const d = this.directory;
-    d.delete(pageNo);
     d.set(pageNo, lsn);
     if (d.size > this.o.directoryCapacity) d.delete(d.keys().next().value!);
   }

@@ -106,6 +106,16 @@ export class SharedControl {
     return Number(Atomics.load(this.big, BIG_READ_POINTS + slot));
   }
 
+  /** Fills `out` with the read points in use (unordered); returns it. */
+  activeReadPoints(out: number[]): number[] {
+    out.length = 0;
+    for (let i = 0; i < this.readSlots; i++) {
+      const v = Number(Atomics.load(this.big, BIG_READ_POINTS + i));
+      if (v !== NO_READ_POINT) out.push(v);
+    }
+    return out;
+  }
+
   /** The oldest read point in use, or +Infinity when no connection holds a snapshot. */
   minReadPoint(): number {
     let min = Infinity;

@@ -11,7 +11,7 @@
  * only on a buffer pool miss (page bridge) or on LAL back-pressure. An assertion failure is fatal:
  * the worker reports it and exits, and the engine stops (a broken invariant must not write on).
  */
-import { parentPort, workerData } from "node:worker_threads";
+import { parentPort, receiveMessageOnPort, workerData } from "node:worker_threads";
 import { AssertionError } from "../../core/assert.js";
 import { SqliteError } from "../sql-engine.js";
 import type { MiniTransaction } from "../volume-io.js";
@@ -24,12 +24,19 @@ import {
   loadSqliteModule, SQLITE_OPEN_CREATE, SQLITE_OPEN_EXRESCODE, SQLITE_OPEN_READONLY, SQLITE_OPEN_READWRITE,
 } from "./sqlite-abi.js";
 import { BorealisVfs, type ConnectionBinding } from "./vfs.js";
-import type { ConnState, WireError, WorkerInit, WorkerMessage, WorkerReply, WorkerRequest } from "./worker-protocol.js";
+import type { BatchItem, ConnState, WireError, WorkerInit, WorkerMessage, WorkerReply, WorkerRequest } from "./worker-protocol.js";
 
 const DB_NAME = "borealis.db";
 
 const port = parentPort!;
 const init = workerData as WorkerInit;
+/** Requests answered per postMessage at most (bounds a reply's delay behind its batch). */
+const MAX_BATCH = 64;
+
+/** What the current batch will carry back: replies and MTRs in order, and the buffers to transfer. */
+let outbox: BatchItem[] = [];
+const counters = { requests: 0, busyMs: 0, batches: 0 };
+let transfers: ArrayBuffer[] = [];
 
 function post(message: WorkerMessage, transfer: ArrayBuffer[] = []): void {
   port.postMessage(message, transfer);
@@ -56,7 +63,10 @@ const writer = init.role === "writer"
     pool,
     control,
     bridge,
-    ship: (mtr: MiniTransaction, transfer: ArrayBuffer[]) => post({ type: "mtr", mtr }, transfer),
+    ship: (mtr: MiniTransaction, transfer: ArrayBuffer[]) => {
+      outbox.push({ type: "mtr", mtr });
+      transfers.push(...transfer);
+    },
     shipPageImages: init.shipPageImages,
     nowMs: () => Date.now(),
   })
@@ -172,7 +182,10 @@ function handle(req: WorkerRequest): WorkerReply {
       case "stats":
         return {
           id: req.id, ok: true, result: null,
-          stats: { vfs: { ...vfs.stats }, pool: pool.stats(), commit: writer === null ? null : { ...writer.stats }, bridgeHops: bridge.hops },
+          stats: {
+            vfs: { ...vfs.stats }, pool: pool.stats(), commit: writer === null ? null : { ...writer.stats }, bridgeHops: bridge.hops,
+            ...counters,
+          },
           ...state(null, latestBefore),
         };
     }
@@ -181,14 +194,34 @@ function handle(req: WorkerRequest): WorkerReply {
   }
 }
 
-port.on("message", (req: WorkerRequest) => {
-  let reply: WorkerReply;
-  try {
-    reply = handle(req);
-  } catch (e) {
-    fatal(e);
+port.on("message", (first: readonly WorkerRequest[]) => {
+  let queue = first;
+  let handled = 0;
+  const started = performance.now();
+  for (;;) {
+    for (const req of queue) {
+      let reply: WorkerReply;
+      try {
+        reply = handle(req);
+      } catch (e) {
+        fatal(e);
+      }
+      outbox.push({ type: "reply", reply });
+      handled++;
+    }
+    if (handled >= MAX_BATCH) break;
+    const next = receiveMessageOnPort(port);
+    if (next === undefined) break;
+    queue = next.message as readonly WorkerRequest[];
   }
-  post({ type: "reply", reply });
+  counters.requests += handled;
+  counters.busyMs += performance.now() - started;
+  counters.batches++;
+  const items = outbox;
+  const buffers = transfers;
+  outbox = [];
+  transfers = [];
+  post({ type: "batch", items }, buffers);
 });
 
 post({ type: "ready" });

@@ -34,6 +34,8 @@ export class WorkerHost {
   private nextId = 1;
   private dead: Error | null = null;
   private closing = false;
+  /** Requests of this tick, sent as one message when the tick's microtasks are done. */
+  private outbox: WorkerRequest[] = [];
 
   private constructor(
     private readonly worker: Worker,
@@ -61,15 +63,17 @@ export class WorkerHost {
             ready = true;
             resolve(host);
             return;
-          case "reply": {
-            const p = host.pending.get(msg.reply.id);
-            assert(p !== undefined, `reply to an unknown request ${msg.reply.id}`);
-            host.pending.delete(msg.reply.id);
-            p.resolve(msg.reply);
-            return;
-          }
-          case "mtr":
-            events.onMtr(msg.mtr);
+          case "batch":
+            for (const item of msg.items) {
+              if (item.type === "mtr") {
+                events.onMtr(item.mtr);
+                continue;
+              }
+              const p = host.pending.get(item.reply.id);
+              assert(p !== undefined, `reply to an unknown request ${item.reply.id}`);
+              host.pending.delete(item.reply.id);
+              p.resolve(item.reply);
+            }
             return;
           case "fatal": {
             const e = new Error(`SQL ${init.role} worker ${init.workerIndex} failed: ${msg.message}`);
@@ -105,8 +109,15 @@ export class WorkerHost {
     const id = this.nextId++;
     return new Promise<WorkerReply>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      this.worker.postMessage({ ...body, id } as WorkerRequest);
+      if (this.outbox.length === 0) queueMicrotask(() => this.flush());
+      this.outbox.push({ ...body, id } as WorkerRequest);
     });
+  }
+
+  private flush(): void {
+    const batch = this.outbox;
+    this.outbox = [];
+    if (this.dead === null) this.worker.postMessage(batch);
   }
 
   async close(): Promise<void> {

@@ -78,6 +78,10 @@ export interface WorkerStats {
   readonly pool: PoolStats;
   readonly commit: CommitStats | null;
   readonly bridgeHops: number;
+  /** Requests handled and the time spent handling them (SQLite + VFS + redo), ms. */
+  readonly requests: number;
+  readonly busyMs: number;
+  readonly batches: number;
 }
 
 export type WorkerReply =
@@ -85,8 +89,17 @@ export type WorkerReply =
     readonly notReadonly?: boolean; readonly needWriteLock?: boolean; readonly stats?: WorkerStats } & ConnState)
   | ({ readonly id: number; readonly ok: false; readonly error: WireError } & ConnState);
 
+/** Replies and MTRs in the order they happened (an MTR before the reply of the request that made it). */
+export type BatchItem =
+  | { readonly type: "reply"; readonly reply: WorkerReply }
+  | { readonly type: "mtr"; readonly mtr: MiniTransaction };
+
+/**
+ * Worker → main. Replies and MTRs travel in batches: a worker drains every request already queued
+ * (receiveMessageOnPort) before it answers, so one postMessage — one thread wake-up, the dominant cost
+ * on small VMs — carries many. The main thread likewise sends the requests of one tick as one array.
+ */
 export type WorkerMessage =
   | { readonly type: "ready" }
-  | { readonly type: "reply"; readonly reply: WorkerReply }
-  | { readonly type: "mtr"; readonly mtr: MiniTransaction }
+  | { readonly type: "batch"; readonly items: readonly BatchItem[] }
   | { readonly type: "fatal"; readonly message: string; readonly stack?: string };

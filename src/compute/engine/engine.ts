@@ -143,7 +143,7 @@ export class Engine implements SqlEngine {
   readonly busyTimeoutMs: number;
   readonly maxQueuedPerSession: number;
   private readonly maxSessions: number;
-  private readonly log: Logger;
+  readonly log: Logger;
 
   private constructor(
     private readonly volume: VolumeIO,
@@ -183,6 +183,7 @@ export class Engine implements SqlEngine {
     const events = {
       onMtr: (mtr: MiniTransaction) => engine!.onMtr(mtr),
       onFatal: (e: Error) => engine!.fail(e),
+      onLog: (event: string, fields: Record<string, unknown>) => (engine?.log ?? options.log ?? silentLogger).warn(event, fields),
       readPage: async (pageNo: number, readPoint: number) => {
         // The writer may read at its own snapshot above VDL; every page it wrote above VDL is in the
         // pool, so a page it misses is the same at VDL, where storage can serve it.
@@ -480,6 +481,7 @@ class EngineSession implements SqlSession {
     if (this.pin === null) {
       switch (txKind(st.sql)) {
         case "begin-readonly": {
+          this.e.freshenVdl();
           const worker = this.e.leastLoadedReader();
           const conn = worker.conns.take();
           this.pin = { kind: "reader", worker, conn };
@@ -509,6 +511,7 @@ class EngineSession implements SqlSession {
     }
     const pin = this.pin;
     if (pin.kind === "reader") {
+      this.e.freshenVdl();
       const sql = txKind(st.sql) === "begin-readonly" ? READONLY_BEGIN_SQL : st.sql;
       return this.finish(await this.send(pin.worker, body(pin.conn, sql, false)));
     }

@@ -80,7 +80,7 @@ const vfs = new BorealisVfs({
   pageSize: init.pageSize,
   dbName: DB_NAME,
   writer,
-  warn: (event, fields) => process.emitWarning(`${event} ${JSON.stringify(fields)}`),
+  warn: (event, fields) => outbox.push({ type: "log", event, fields: { worker: `${init.role}-${init.workerIndex}`, ...fields } }),
 });
 vfs.register();
 

@@ -18,6 +18,7 @@ export type RequestBody = DistributiveOmit<WorkerRequest, "id">;
 
 export interface WorkerHostEvents {
   readonly onMtr: (mtr: MiniTransaction) => void;
+  readonly onLog: (event: string, fields: Record<string, unknown>) => void;
   readonly onFatal: (error: Error) => void;
   readonly readPage: PageReader;
 }
@@ -67,6 +68,10 @@ export class WorkerHost {
             for (const item of msg.items) {
               if (item.type === "mtr") {
                 events.onMtr(item.mtr);
+                continue;
+              }
+              if (item.type === "log") {
+                events.onLog(item.event, item.fields);
                 continue;
               }
               const p = host.pending.get(item.reply.id);

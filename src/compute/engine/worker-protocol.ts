@@ -92,7 +92,9 @@ export type WorkerReply =
 /** Replies and MTRs in the order they happened (an MTR before the reply of the request that made it). */
 export type BatchItem =
   | { readonly type: "reply"; readonly reply: WorkerReply }
-  | { readonly type: "mtr"; readonly mtr: MiniTransaction };
+  | { readonly type: "mtr"; readonly mtr: MiniTransaction }
+  /** A warning from the worker, for the engine's logger. */
+  | { readonly type: "log"; readonly event: string; readonly fields: Record<string, unknown> };
 
 /**
  * Worker → main. Replies and MTRs travel in batches: a worker drains every request already queued

@@ -263,7 +263,7 @@ export async function startHranaServer(env: Env, engine: SqlEngine, options: Hra
         if (size > maxBodyBytes) {
           done = true;
           chunks.length = 0;
-          refuseTooLarge(req, res);
+          refuseTooLarge(req, res, size);
           resolve(undefined);
           return;
         }
@@ -289,18 +289,24 @@ export async function startHranaServer(env: Env, engine: SqlEngine, options: Hra
     });
   }
 
-  function refuseTooLarge(req: http.IncomingMessage, res: http.ServerResponse): void {
-    // Keep reading (and dropping) what the client is still sending, up to another body's worth, so
-    // that it sees our 413 rather than a reset connection; then the connection is closed.
-    let dropped = 0;
+  /** `received`: body bytes already read (and dropped) before the body was found too large. */
+  function refuseTooLarge(req: http.IncomingMessage, res: http.ServerResponse, received = 0): void {
+    // Read (and drop) what the client is still sending, up to two bodies' worth in all, and answer
+    // only once it has all arrived: the connection closes after a 413, and a client still writing its
+    // body when it closes sees EPIPE or ECONNRESET instead of our answer (fetch/undici in another
+    // process did, nearly every time). A client sending more than that is not waiting for answers:
+    // reset it.
+    let dropped = received;
     req.removeAllListeners("data");
     req.on("data", (chunk: Buffer) => {
       dropped += chunk.length;
-      if (dropped > maxBodyBytes) req.socket.destroy();
+      if (dropped > 2 * maxBodyBytes) req.socket.destroy();
+    });
+    req.once("end", () => {
+      res.setHeader("connection", "close");
+      sendError(res, new HranaError("REQUEST_TOO_LARGE", `Request body exceeds the limit of ${maxBodyBytes} bytes`));
     });
     req.resume();
-    res.setHeader("connection", "close");
-    sendError(res, new HranaError("REQUEST_TOO_LARGE", `Request body exceeds the limit of ${maxBodyBytes} bytes`));
   }
 
   // ---------------------------------------------------------------------------------------- plumbing

@@ -6,6 +6,11 @@
  * test-only better-sqlite3 engine, and the same cases run against the real engine by passing its
  * factory. Each test uses its own tables, so the order of tests does not matter.
  *
+ * `clientConformanceSuite(makeTarget)` registers the same client-level cases against any endpoint URL
+ * (test/e2e runs them against a real cluster's writer). It leaves out the "limits" cases, which need a
+ * server started with special options. Where the engine form counts the engine's open sessions, a URL
+ * target counts the server's open streams (`GET /health`): each stream holds one session.
+ *
  * What the suite asks of an engine (beyond SQL): sessions are isolated connections on one database;
  * `BEGIN TRANSACTION READONLY` is accepted and makes the transaction read-only; bare named parameters
  * are resolved; 64-bit integers are exact; errors are `SqliteError` with SQLite's code names;
@@ -19,6 +24,16 @@ import { realEnv, silentLogger } from "../../src/env/real.js";
 import { startHranaServer, type HranaServer, type HranaServerOptions } from "../../src/endpoint/hrana-http.js";
 
 export type EngineFactory = () => SqlEngine | Promise<SqlEngine>;
+
+/** An endpoint to run the client-level cases against. */
+export interface ConformanceTarget {
+  readonly url: string;
+  /** Sessions the server holds open now (the suite checks that finished streams release theirs). */
+  openSessions(): number | Promise<number>;
+  close(): Promise<void>;
+}
+
+export type TargetFactory = () => ConformanceTarget | Promise<ConformanceTarget>;
 
 /** Wraps an engine to count sessions that are open (the suite checks that streams release them). */
 function counting(engine: SqlEngine): SqlEngine & { open(): number } {
@@ -96,29 +111,51 @@ async function rejects(p: Promise<unknown>, check: (e: LibsqlError) => void): Pr
   assert.fail("expected the promise to reject");
 }
 
-async function waitFor(cond: () => boolean, timeoutMs: number): Promise<void> {
+async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
+  while (!(await cond())) {
     if (Date.now() > deadline) assert.fail("condition not reached in time");
     await new Promise((r) => setTimeout(r, 10));
   }
 }
 
+/** Open Hrana streams as the endpoint's `GET /health` reports them. */
+export async function openStreamsByHealth(url: string): Promise<number> {
+  const res = await fetch(url + "/health", { signal: AbortSignal.timeout(10_000) });
+  const body = (await res.json()) as { streams?: unknown };
+  if (typeof body.streams !== "number") throw new Error(`${url}/health does not report "streams"`);
+  return body.streams;
+}
+
 export function endpointConformanceSuite(makeEngine: EngineFactory, suiteName = "engine"): void {
-  describe(`Hrana endpoint conformance over ${suiteName}`, () => {
-    let h: Harness;
+  clientCases(async () => {
+    const h = await startHarness(makeEngine);
+    return { url: h.server.url, openSessions: () => h.engine.open(), close: () => stopHarness(h) };
+  }, `Hrana endpoint conformance over ${suiteName}`);
+  limitCases(makeEngine, suiteName);
+}
+
+/** The client-level cases against an endpoint at a URL (no server options needed). */
+export function clientConformanceSuite(makeTarget: TargetFactory, suiteName: string): void {
+  clientCases(makeTarget, `Hrana endpoint conformance over ${suiteName}`);
+}
+
+function clientCases(makeTarget: TargetFactory, title: string): void {
+  describe(title, () => {
+    let target: ConformanceTarget | undefined;
     let client: Client;
     let url: string;
+    const openSessions = async (): Promise<number> => target!.openSessions();
 
     before(async () => {
-      h = await startHarness(makeEngine);
-      url = h.server.url;
+      target = await makeTarget();
+      url = target.url;
       client = createClient({ url, intMode: "bigint" });
     });
 
     after(async () => {
       client?.close();
-      await stopHarness(h);
+      await target?.close();
     });
 
     // ------------------------------------------------------------------------------- execute & values
@@ -135,7 +172,7 @@ export function endpointConformanceSuite(makeEngine: EngineFactory, suiteName = 
       assert.equal(rs.rows[0]!["id"], 1n);
       assert.equal(rs.rows[0]!["name"], "a");
       assert.equal(rs.rows[1]!["s"], 2.5);
-      assert.equal(h.engine.open(), 0, "execute's stream is closed in the same request");
+      assert.equal(await openSessions(), 0, "execute's stream is closed in the same request");
     });
 
     it("round-trips every value type, positional, including blobs and 64-bit integers beyond 2^53", async () => {
@@ -244,7 +281,7 @@ export function endpointConformanceSuite(makeEngine: EngineFactory, suiteName = 
         });
         const rs = await client.execute(`SELECT id FROM ${t} ORDER BY id`);
         assert.deepEqual(rs.rows.map((r) => r["id"]), [1n, 2n], "the failed batch was rolled back");
-        assert.equal(h.engine.open(), 0);
+        assert.equal(await openSessions(), 0);
       });
     }
 
@@ -291,7 +328,7 @@ export function endpointConformanceSuite(makeEngine: EngineFactory, suiteName = 
       assert.ok(tx.closed);
       const rs = await client.execute("SELECT v FROM tx_w ORDER BY id");
       assert.deepEqual(rs.rows.map((r) => r["v"]), ["A", "B"]);
-      await waitFor(() => h.engine.open() === 0, 2000);
+      await waitFor(async () => (await openSessions()) === 0, 2000);
     });
 
     it("interactive write transaction: rollback, also after a failed statement", async () => {
@@ -303,7 +340,7 @@ export function endpointConformanceSuite(makeEngine: EngineFactory, suiteName = 
       await tx.rollback();
       const rs = await client.execute("SELECT count(*) AS n FROM tx_r");
       assert.equal(rs.rows[0]!["n"], 0n);
-      await waitFor(() => h.engine.open() === 0, 2000);
+      await waitFor(async () => (await openSessions()) === 0, 2000);
     });
 
     it("interactive read and deferred transactions", async () => {
@@ -319,7 +356,7 @@ export function endpointConformanceSuite(makeEngine: EngineFactory, suiteName = 
       await dtx.commit();
       const rs = await client.execute("SELECT id FROM tx_rd ORDER BY id");
       assert.deepEqual(rs.rows.map((r) => r["id"]), [1n, 3n]);
-      await waitFor(() => h.engine.open() === 0, 2000);
+      await waitFor(async () => (await openSessions()) === 0, 2000);
     });
 
     it("serves many clients at once", async () => {
@@ -422,7 +459,7 @@ export function endpointConformanceSuite(makeEngine: EngineFactory, suiteName = 
       // Stored SQL is scoped to its stream.
       const other = await post(url, "/v2/pipeline", { baton: null, requests: [{ type: "execute", stmt: { sql_id: 1 } }, { type: "close" }] });
       assert.equal(other.json.results[0].error.code, "SQL_NOT_FOUND");
-      await waitFor(() => h.engine.open() === 0, 2000);
+      await waitFor(async () => (await openSessions()) === 0, 2000);
     });
 
     it("honours want_rows: false, and answers unknown request types with an error result", async () => {
@@ -515,7 +552,7 @@ export function endpointConformanceSuite(makeEngine: EngineFactory, suiteName = 
 
       const rs = await client.execute("SELECT 'still serving' AS s");
       assert.equal(rs.rows[0]!["s"], "still serving");
-      await waitFor(() => h.engine.open() === 0, 2000);
+      await waitFor(async () => (await openSessions()) === 0, 2000);
     });
 
     it("answers the version probes, /health and /version", async () => {
@@ -535,6 +572,9 @@ export function endpointConformanceSuite(makeEngine: EngineFactory, suiteName = 
     });
   });
 
+}
+
+function limitCases(makeEngine: EngineFactory, suiteName: string): void {
   describe(`Hrana endpoint limits over ${suiteName}`, () => {
     let h: Harness | undefined;
     after(() => stopHarness(h));

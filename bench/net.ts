@@ -64,3 +64,25 @@ export class SocketByteCounter {
     (Socket.prototype as unknown as { connect: Connect }).connect = this.original;
   }
 }
+
+/**
+ * A base port such that `count` consecutive loopback ports are free right now (a cluster that takes
+ * ports n, n+1, …). Random bases in the dynamic-ish range, bounded attempts.
+ */
+export async function freePortRange(count: number, attempts = 50): Promise<number> {
+  for (let a = 0; a < attempts; a++) {
+    const base = 20_000 + Math.floor(Math.random() * 30_000);
+    let ok = true;
+    for (let i = 0; i < count && ok; i++) ok = await canListen(base + i);
+    if (ok) return base;
+  }
+  throw new Error(`no ${count} consecutive free ports found in ${attempts} attempts`);
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.once("error", () => resolve(false));
+    srv.listen(port, "127.0.0.1", () => srv.close(() => resolve(true)));
+  });
+}

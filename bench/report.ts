@@ -226,7 +226,7 @@ export function renderMarkdown(r: ResultsFile): { markdown: string; charts: Map<
   out.push("| system | status | version | client | settings |", "|---|---|---|---|---|");
   for (const s of r.systems) {
     const settings = Object.entries(s.settings).map(([k, v]) => `${k}=${v}`).join(", ");
-    out.push(`| ${s.title} | ${s.status === "ok" ? `started in ${fmtNum(s.startMs)} ms` : `**failed to start: ${s.reason}**`} | ${s.version ?? "–"} | ${s.clientLibrary} | ${settings || "–"} |`);
+    out.push(`| ${s.title} | ${s.status === "ok" ? `started in ${fmtNum(s.startMs)} ms${r.config.quick ? " (systems started concurrently)" : ""}` : `**failed to start: ${s.reason}**`} | ${s.version ?? "–"} | ${s.clientLibrary} | ${settings || "–"} |`);
   }
   out.push("");
   out.push(`Timed workloads: ${r.config.warmupMs / 1000} s warm-up, then ${r.config.durationMs / 1000} s measured, ${r.config.repeats} repeat(s), clients ${r.config.clients.join(", ")} ` +

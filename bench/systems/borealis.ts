@@ -17,21 +17,20 @@
 import { createClient, type Client, type Transaction } from "@libsql/client";
 import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from "node:fs";
-import { createRequire } from "node:module";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { assert } from "../../src/core/assert.js";
+import { packageVersion } from "./package-version.js";
 import { sleep } from "../cleanup.js";
-import { processExists, waitGone } from "../proc.js";
+import { processExists, processTree, waitGone } from "../proc.js";
 import { KV_DDL, recreate } from "../workloads/workload.js";
-import { freePort } from "../net.js";
+import { freePort, freePortRange } from "../net.js";
 import {
   SystemUnavailable, type BenchConnection, type BenchSystem, type ClientSpec, type PreparedLog, type RestartMeasurement,
   type Rows, type RunningSystem, type SqlArg, type SqlExecutor, type StartContext, type SystemCounters,
 } from "./system.js";
 
-const require = createRequire(import.meta.url);
-const LIBSQL_CLIENT_VERSION = (require("@libsql/client/package.json") as { version: string }).version;
+const LIBSQL_CLIENT_VERSION = packageVersion("@libsql/client");
 
 const START_TIMEOUT_MS = 120_000;
 const STOP_TIMEOUT_MS = 30_000;
@@ -129,7 +128,12 @@ export const borealisSystem: BenchSystem = {
     const command = cliCommand();
     const dataDir = join(ctx.workDir, "borealis");
     mkdirSync(dataDir, { recursive: true });
+    // Every port the cluster listens on is chosen free, so the bench never meets another cluster
+    // (a developer's `npm start`, a test) on the default ports.
     const port = await freePort();
+    const controlPlanePort = await freePort();
+    const storageBasePort = await freePortRange(6);
+    const upArgs = ["up", "--data", dataDir, "--port", String(port), "--control-plane-port", String(controlPlanePort), "--storage-base-port", String(storageBasePort)];
     const url = `http://127.0.0.1:${port}`;
     const logFile = join(ctx.workDir, "borealis.log");
     const logTail = (): string => {
@@ -145,7 +149,7 @@ export const borealisSystem: BenchSystem = {
       const fd = openSync(logFile, "a");
       const [program, ...args] = command;
       // Its own process group: the cluster's storage nodes and writer are stopped together, by group.
-      const child = spawn(program!, [...args, "up", "--data", dataDir, "--port", String(port)], {
+      const child = spawn(program!, [...args, ...upArgs], {
         stdio: ["ignore", fd, fd], detached: true, env: { ...process.env },
       });
       closeSync(fd);
@@ -175,7 +179,7 @@ export const borealisSystem: BenchSystem = {
     };
 
     let cluster = launch();
-    ctx.log(`borealis starting: ${command.join(" ")} up --data ${dataDir} --port ${port} (pid ${cluster.pid})`);
+    ctx.log(`borealis starting: ${command.join(" ")} ${upArgs.join(" ")} (pid ${cluster.pid})`);
     try {
       await waitHealthy(cluster, START_TIMEOUT_MS);
     } catch (e) {
@@ -206,7 +210,7 @@ export const borealisSystem: BenchSystem = {
       version,
       settings: {
         endpoint: url,
-        command: `${command.map((c) => c.replace(process.cwd() + "/", "")).join(" ")} up --data <tmp> --port ${port}`,
+        command: `${command.map((c) => c.replace(process.cwd() + "/", "")).join(" ")} up --data <tmp> --port ${port} …`,
         metrics: first === null ? "GET /metrics not available: redo and network figures not measured" : "GET /metrics",
       },
       clientSpec: spec,
@@ -224,7 +228,8 @@ export const borealisSystem: BenchSystem = {
         return { logBytes: num(m.redoBytes), logRecords: num(m.redoRecords), internalNetBytes: num(m.storageNetBytes), extra };
       },
       restart: {
-        async prepareLog(records: number, progress: (done: number) => void): Promise<PreparedLog> {
+        async prepareLog(records: number, budgetMs: number, progress: (done: number) => void): Promise<PreparedLog> {
+          const deadline = performance.now() + budgetMs;
           // Single-row commits from 16 concurrent connections until the writer reports `records` redo
           // records since the last materialization (or, without /metrics, an estimate of 2 per commit).
           const conn = new LibsqlConnection(createClient({ url }));
@@ -238,17 +243,17 @@ export const borealisSystem: BenchSystem = {
             const clients = Array.from({ length: 16 }, () => new LibsqlConnection(createClient({ url })));
             try {
               // Bounded: each pass writes ≥ 1 row; the pass count is capped.
-              for (let pass = 0; pass < 1000 && counted < records; pass++) {
+              for (let pass = 0; pass < 1000 && counted < records && performance.now() < deadline; pass++) {
                 const chunk = Math.max(16, Math.min(10_000, Math.ceil((records - counted) / 2)));
                 let next = rows + 1;
                 const end = rows + 1 + chunk;
                 await Promise.all(clients.map(async (c) => {
-                  while (next < end) {
+                  while (next < end && performance.now() < deadline) {
                     const id = next++;
                     await c.execute("INSERT INTO restart_log (id, k, v) VALUES (?, ?, ?)", [id, id % 1000, String(id).padEnd(100, "x")]);
                   }
                 }));
-                rows += chunk;
+                rows = next - 1;
                 counted = since(await metrics()) ?? 2 * rows;
                 progress(counted);
               }
@@ -271,7 +276,7 @@ export const borealisSystem: BenchSystem = {
         async crashAndRestart(): Promise<RestartMeasurement> {
           assert(lastRestartId > 0, "borealis: prepareLog before crashAndRestart");
           const m = await metrics();
-          const writer = m?.processes?.find((p) => p.role === "writer");
+          const writer = m?.processes?.find((p) => p.role === "writer") ?? findWriter(cluster.pid);
           let method: string;
           let t0: number;
           if (writer !== undefined && processExists(writer.pid)) {
@@ -279,7 +284,7 @@ export const borealisSystem: BenchSystem = {
             process.kill(writer.pid, "SIGKILL");
             await waitGone(writer.pid, 10_000);
             t0 = performance.now();
-            method = "writer process SIGKILLed (pid from /metrics); time until the same endpoint reads the last committed row";
+            method = "writer process SIGKILLed (`borealis up` supervises and restarts it); time until the same endpoint reads the last committed row";
           } else {
             // No writer PID published: crash the whole local cluster and start it again on its data.
             await stopGroup(cluster.pid, "SIGKILL");
@@ -323,6 +328,20 @@ export const borealisSystem: BenchSystem = {
     return new LibsqlConnection(createClient({ url: spec.url }));
   },
 };
+
+/** The writer child of `borealis up` (`main.js writer …`), found in its process tree. */
+function findWriter(upPid: number): { role: string; pid: number } | undefined {
+  for (const p of processTree([upPid])) {
+    if (p.pid === upPid) continue;
+    try {
+      const argv = readFileSync(`/proc/${p.pid}/cmdline`, "utf8").split("\0");
+      if (argv[2] === "writer") return { role: "writer", pid: p.pid };
+    } catch {
+      // Gone already.
+    }
+  }
+  return undefined;
+}
 
 /** Stops the process group led by `pid` (we started it detached): `signal`, then SIGKILL. */
 async function stopGroup(pid: number, signal: NodeJS.Signals = "SIGTERM"): Promise<void> {

@@ -19,10 +19,10 @@
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { createRequire } from "node:module";
 import { join } from "node:path";
 import pg from "pg";
 import { assert } from "../../src/core/assert.js";
+import { packageVersion } from "./package-version.js";
 import { sleep } from "../cleanup.js";
 import { freePort } from "../net.js";
 import { processExists, waitGone } from "../proc.js";
@@ -32,8 +32,7 @@ import {
   type RestartMeasurement, type Rows, type RunningSystem, type SqlArg, type SqlExecutor, type StartContext,
 } from "./system.js";
 
-const require = createRequire(import.meta.url);
-const PG_CLIENT_VERSION = (require("pg/package.json") as { version: string }).version;
+const PG_CLIENT_VERSION = packageVersion("pg");
 
 const PG_ROOT = "/usr/lib/postgresql";
 const MAX_CONNECTIONS = 200;
@@ -314,25 +313,30 @@ export const postgresSystem: BenchSystem = {
         return { logBytes: lsnToBytes(String(r.rows[0]?.lsn)), logRecords: null, internalNetBytes: null };
       },
       restart: {
-        async prepareLog(records: number, progress: (done: number) => void): Promise<PreparedLog> {
+        async prepareLog(records: number, budgetMs: number, progress: (done: number) => void): Promise<PreparedLog> {
+          const deadline = performance.now() + budgetMs;
           const conn = new PgConnection(await connectPg(spec));
           try {
             await recreate(conn, "restart_log", KV_DDL.replace("TABLE kv", "TABLE restart_log"));
             await adminQuery("CHECKPOINT");
             const start = String((await adminQuery("SELECT pg_current_wal_insert_lsn()::text AS lsn")).rows[0]?.lsn);
             // A row inserted by a multi-row INSERT is two WAL records (heap, primary-key index); the
-            // transaction adds a commit record. Write, count exactly with pg_waldump, top up if short.
+            // transaction adds a commit record. Write by that estimate in slices of 10k rows (the
+            // budget is checked between them); once it says "enough", count exactly with pg_waldump
+            // (one scan of the range, not one per slice) and top up if short.
+            const currentLsn = async (): Promise<string> => String((await adminQuery("SELECT pg_current_wal_insert_lsn()::text AS lsn")).rows[0]?.lsn);
             let rows = 0;
             let counted = 0;
-            for (let pass = 0; pass < 5 && counted < records; pass++) {
-              const more = Math.max(1, Math.ceil((records - counted) / 2));
-              await loadKvRows(conn, "restart_log", rows + 1, more, { batchRows: 500, batchesPerTxn: 2 }, (n) => progress(counted + 2 * n));
+            for (let pass = 0; pass < 1000 && counted < records && performance.now() < deadline; pass++) {
+              const more = Math.min(10_000, Math.max(1, Math.ceil((records - counted) / 2)));
+              const before = counted;
+              await loadKvRows(conn, "restart_log", rows + 1, more, { batchRows: 500, batchesPerTxn: 2 }, (n) => progress(before + 2 * n));
               rows += more;
-              const end = String((await adminQuery("SELECT pg_current_wal_insert_lsn()::text AS lsn")).rows[0]?.lsn);
-              counted = walRecords(bin, join(dataDir, "pg_wal"), start, end) ?? 2 * rows;
+              counted += 2 * more;
+              if (counted >= records) counted = walRecords(bin, join(dataDir, "pg_wal"), start, await currentLsn()) ?? counted;
             }
             lastRestartId = rows;
-            const end = String((await adminQuery("SELECT pg_current_wal_insert_lsn()::text AS lsn")).rows[0]?.lsn);
+            const end = await currentLsn();
             const exact = walRecords(bin, join(dataDir, "pg_wal"), start, end);
             return {
               records: exact ?? 2 * rows,

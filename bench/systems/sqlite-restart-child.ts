@@ -3,17 +3,18 @@
  * frames since a TRUNCATE checkpoint, with automatic checkpoints off, then kills itself with SIGKILL
  * so that no close() checkpoints it — the state a crashed application leaves behind.
  *
- * argv: <database file> <frames>. Rows carry ~3.9 KB values so that each row is about one page and a
+ * argv: <database file> <frames> <budget ms>. Rows carry ~3.9 KB values so that each row is about one page and a
  * frame is written per row: a 1M-frame WAL (4 GiB) takes a thousand commits, not millions.
  */
 import { statSync } from "node:fs";
 import { openSqlite } from "./sqlite.js";
 
-const [file, framesArg] = process.argv.slice(2);
-if (file === undefined || framesArg === undefined || process.send === undefined) {
-  throw new Error("usage: sqlite-restart-child <file> <frames> (as a forked child)");
+const [file, framesArg, budgetArg] = process.argv.slice(2);
+if (file === undefined || framesArg === undefined || budgetArg === undefined || process.send === undefined) {
+  throw new Error("usage: sqlite-restart-child <file> <frames> <budget ms> (as a forked child)");
 }
 const target = Number(framesArg);
+const deadline = performance.now() + Number(budgetArg);
 const ROWS_PER_TXN = 250;
 const BIG_VALUE_BYTES = 3900;
 
@@ -40,7 +41,7 @@ let rows = 0;
 let lastReport = 0;
 // Bounded: each pass adds ≥ 1 frame per row; stop at 4× the rows a page-per-row log would need.
 const maxRows = target * 4 + 1000;
-while (frames() < target && rows < maxRows) {
+while (frames() < target && rows < maxRows && performance.now() < deadline) {
   const n = Math.min(ROWS_PER_TXN, Math.max(1, target - frames()));
   txn(lastId + 1, n);
   lastId += n;

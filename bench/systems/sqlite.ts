@@ -21,17 +21,16 @@
 import Database from "better-sqlite3";
 import { fork } from "node:child_process";
 import { closeSync, mkdirSync, openSync, readSync, statSync } from "node:fs";
-import { createRequire } from "node:module";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { assert } from "../../src/core/assert.js";
+import { packageVersion } from "./package-version.js";
 import type {
   BenchConnection, BenchSystem, ClientSpec, PreparedLog, RestartMeasurement, Rows, RunningSystem, SqlArg, SqlExecutor,
   StartContext,
 } from "./system.js";
 
-const require = createRequire(import.meta.url);
-const BETTER_SQLITE3_VERSION = (require("better-sqlite3/package.json") as { version: string }).version;
+const BETTER_SQLITE3_VERSION = packageVersion("better-sqlite3");
 
 /** Bound on cached prepared statements per connection (the bench uses a handful of SQL texts). */
 const MAX_CACHED_STATEMENTS = 256;
@@ -194,11 +193,11 @@ export const sqliteSystem: BenchSystem = {
         return { logBytes: null, logRecords: null, internalNetBytes: null };
       },
       restart: {
-        async prepareLog(records: number, progress: (done: number) => void): Promise<PreparedLog> {
+        async prepareLog(records: number, budgetMs: number, progress: (done: number) => void): Promise<PreparedLog> {
           // A child process writes until the WAL holds `records` frames since a TRUNCATE checkpoint,
           // with automatic checkpoints off, then SIGKILLs itself: the WAL is left for recovery.
           const childPath = fileURLToPath(new URL("./sqlite-restart-child.js", import.meta.url));
-          const child = fork(childPath, [file, String(records)], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+          const child = fork(childPath, [file, String(records), String(Math.round(budgetMs))], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
           const ready = await new Promise<SqliteLogReady>((resolve, reject) => {
             let result: SqliteLogReady | null = null;
             child.on("message", (m: { progress?: number } & Partial<SqliteLogReady>) => {

@@ -92,9 +92,11 @@ export interface RestartMeasurement {
 export interface RestartSupport {
   /**
    * Makes the log since the last checkpoint/materialization hold at least `records` records (it first
-   * forces one), writing through `conn`. `progress` is called now and then with records so far.
+   * forces one). Stops writing once `budgetMs` has passed, short of the target if need be: the
+   * returned `records` is what the log really holds, and the figure is drawn at that length.
+   * `progress` is called now and then with records so far.
    */
-  prepareLog(records: number, progress: (done: number) => void): Promise<PreparedLog>;
+  prepareLog(records: number, budgetMs: number, progress: (done: number) => void): Promise<PreparedLog>;
   /** Crashes the writer (no clean shutdown), restarts it, waits until the last write reads back. */
   crashAndRestart(): Promise<RestartMeasurement>;
 }

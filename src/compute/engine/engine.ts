@@ -46,7 +46,7 @@ import { createPageBridge } from "./page-bridge.js";
 import { SharedControl } from "./shared-control.js";
 import { SQLITE_BUSY, SQLITE_FULL, SQLITE_TXN_WRITE } from "./sqlite-abi.js";
 import { READONLY_BEGIN_SQL, txKind } from "./statement-kind.js";
-import { WorkerHost, type RequestBody } from "./worker-host.js";
+import { WorkerHost, type Answer, type RequestBody } from "./worker-host.js";
 import type { WorkerInit, WorkerReply, WorkerStats } from "./worker-protocol.js";
 import { WriteGate } from "./write-gate.js";
 
@@ -183,6 +183,7 @@ export class Engine implements SqlEngine {
     const events = {
       onMtr: (mtr: MiniTransaction) => engine!.onMtr(mtr),
       onFatal: (e: Error) => engine!.fail(e),
+      onCommit: (commitLsn: number) => engine!.ackCommit(commitLsn),
       onLog: (event: string, fields: Record<string, unknown>) => (engine?.log ?? options.log ?? silentLogger).warn(event, fields),
       readPage: async (pageNo: number, readPoint: number) => {
         // The writer may read at its own snapshot above VDL; every page it wrote above VDL is in the
@@ -242,13 +243,13 @@ export class Engine implements SqlEngine {
     if (this.closed) return;
     this.closed = true;
     this.signalClose(new BorealisError("SHUTTING_DOWN", "the SQL engine closed while waiting for durability"));
-    await Promise.allSettled([...this.sessions].map((s) => s.close()));
     this.gate.rejectAll(new BorealisError("SHUTTING_DOWN", "the SQL engine is closing"));
+    await Promise.allSettled([...this.sessions].map((s) => s.close()));
     await Promise.allSettled([this.writer, ...this.readers].map((w) => w.host.close()));
   }
 
   async stats(): Promise<EngineStats> {
-    const get = async (w: Worker): Promise<WorkerStats> => (await w.host.request({ op: "stats" }) as { stats: WorkerStats }).stats;
+    const get = async (w: Worker): Promise<WorkerStats> => ((await w.host.request({ op: "stats" })).reply as { stats: WorkerStats }).stats;
     return {
       writer: await get(this.writer),
       readers: await Promise.all(this.readers.map(get)),
@@ -300,6 +301,10 @@ export class Engine implements SqlEngine {
     );
     this.ackTail = mine.catch(() => undefined);
     return mine;
+  }
+
+  vdl(): number {
+    return this.volume.vdl();
   }
 
   /** A read on the writer at a snapshot above VDL waits until that snapshot is durable. */
@@ -422,7 +427,7 @@ class EngineSession implements SqlSession {
       const target = this.pin === null
         ? { worker: this.e.leastLoadedReader(), conn: 0 }
         : this.pin.kind === "reader" ? { worker: this.pin.worker, conn: this.pin.conn } : { worker: this.e.writerWorker, conn: this.pin.conn };
-      const reply = await target.worker.host.request({ op: "describe", conn: target.conn, sql });
+      const { reply } = await target.worker.host.request({ op: "describe", conn: target.conn, sql });
       if (!reply.ok) throw this.e.errorOf(reply);
       const d = reply.describe!;
       return {
@@ -446,7 +451,7 @@ class EngineSession implements SqlSession {
     if (pin !== null) {
       const worker = pin.kind === "reader" ? pin.worker : this.e.writerWorker;
       try {
-        const reply = await worker.host.request({ op: "reset", conn: pin.conn });
+        const { reply } = await worker.host.request({ op: "reset", conn: pin.conn });
         this.afterReply(reply);
       } catch {
         // The worker is gone; the engine is failing anyway.
@@ -485,7 +490,7 @@ class EngineSession implements SqlSession {
           const worker = this.e.leastLoadedReader();
           const conn = worker.conns.take();
           this.pin = { kind: "reader", worker, conn };
-          return this.finish(await this.send(worker, body(conn, READONLY_BEGIN_SQL, false)));
+          return this.finish(await this.send(worker, body(conn, READONLY_BEGIN_SQL, false)), false);
         }
         case "begin-immediate":
         case "begin-exclusive": {
@@ -497,13 +502,13 @@ class EngineSession implements SqlSession {
             throw err;
           }
           this.pin = { kind: "writer", conn, holdsLock: true };
-          return this.finish(await this.send(this.e.writerWorker, body(conn, st.sql, true)));
+          return this.finish(await this.send(this.e.writerWorker, body(conn, st.sql, true)), true);
         }
         case "begin-deferred":
         case "savepoint": {
           const conn = this.e.writerWorker.conns.take();
           this.pin = { kind: "writer", conn, holdsLock: false };
-          return this.finish(await this.send(this.e.writerWorker, body(conn, st.sql, false)));
+          return this.finish(await this.send(this.e.writerWorker, body(conn, st.sql, false)), true);
         }
         case "other":
           return this.autocommit(st.sql, body);
@@ -513,48 +518,49 @@ class EngineSession implements SqlSession {
     if (pin.kind === "reader") {
       this.e.freshenVdl();
       const sql = txKind(st.sql) === "begin-readonly" ? READONLY_BEGIN_SQL : st.sql;
-      return this.finish(await this.send(pin.worker, body(pin.conn, sql, false)));
+      return this.finish(await this.send(pin.worker, body(pin.conn, sql, false)), false);
     }
-    let reply = await this.send(this.e.writerWorker, body(pin.conn, st.sql, pin.holdsLock));
-    if (reply.ok && reply.needWriteLock) {
+    let answer = await this.send(this.e.writerWorker, body(pin.conn, st.sql, pin.holdsLock));
+    if (answer.reply.ok && answer.reply.needWriteLock) {
       await this.e.writeGate.acquire("exclusive", this, this.e.busyTimeoutMs);
       pin.holdsLock = true;
-      reply = await this.send(this.e.writerWorker, body(pin.conn, st.sql, true));
+      answer = await this.send(this.e.writerWorker, body(pin.conn, st.sql, true));
     }
-    return this.finish(reply);
+    return this.finish(answer, true);
   }
 
   private async autocommit(sql: string, body: (conn: number, sql: string, allowWrite: boolean, classify?: boolean) => RequestBody): Promise<StatementResult> {
     const known = this.e.isReadonly(sql);
     if (known !== false) {
       this.e.freshenVdl();
-      const reply = await this.send(this.e.leastLoadedReader(), body(0, sql, false, known === undefined));
+      const answer = await this.send(this.e.leastLoadedReader(), body(0, sql, false, known === undefined));
+      const reply = answer.reply;
       if (!(reply.ok && reply.notReadonly)) {
         if (reply.ok) this.e.classify(sql, true);
-        return this.finish(reply);
+        return this.finish(answer, false);
       }
       this.e.classify(sql, false);
     }
     const gate = this.e.writeGate;
     await gate.acquire("shared", this, this.e.busyTimeoutMs);
-    let reply: WorkerReply;
+    let answer: Answer;
     try {
-      reply = await this.send(this.e.writerWorker, body(0, sql, true));
+      answer = await this.send(this.e.writerWorker, body(0, sql, true));
     } finally {
       gate.release("shared", this);
     }
-    if (!reply.autocommit) {
+    if (!answer.reply.autocommit) {
       // Only transaction-opening statements leave a transaction open, and those were routed above.
       await this.send(this.e.writerWorker, { op: "reset", conn: 0 });
       throw new SqliteError("statement left a transaction open on the shared connection; use BEGIN", "SQLITE_MISUSE", "SQLITE_MISUSE", 21);
     }
-    return this.finish(reply);
+    return this.finish(answer, true);
   }
 
   private async scriptNow(sql: string): Promise<void> {
     const pin = this.pin;
     if (pin !== null && pin.kind === "reader") {
-      await this.finish(await this.send(pin.worker, { op: "script", conn: pin.conn, sql, allowWrite: false }));
+      await this.finish(await this.send(pin.worker, { op: "script", conn: pin.conn, sql, allowWrite: false }), false);
       return;
     }
     // A script may write and may leave a transaction open: it runs on a pinned writer connection
@@ -574,10 +580,10 @@ class EngineSession implements SqlSession {
       pin.holdsLock = true;
     }
     const conn = (this.pin as Extract<Pin, { kind: "writer" }>).conn;
-    await this.finish(await this.send(writer, { op: "script", conn, sql, allowWrite: true }));
+    await this.finish(await this.send(writer, { op: "script", conn, sql, allowWrite: true }), true);
   }
 
-  private send(worker: Worker, body: RequestBody): Promise<WorkerReply> {
+  private send(worker: Worker, body: RequestBody): Promise<Answer> {
     return worker.host.request(body);
   }
 
@@ -585,14 +591,15 @@ class EngineSession implements SqlSession {
    * Brings the session in line with its connection's state, waits for durability of what the
    * statement committed (or read above VDL), then returns its result or throws its error.
    */
-  private async finish(reply: WorkerReply): Promise<StatementResult> {
-    const wasWriter = this.pin === null || this.pin.kind === "writer";
+  private async finish(answer: Answer, onWriter: boolean): Promise<StatementResult> {
+    const reply = answer.reply;
     this.afterReply(reply);
     // A script may have committed before it failed: its commits are acknowledged (or their outcome
-    // reported unknown) before its error is.
-    if (reply.commitLsn > 0) await this.e.ackCommit(reply.commitLsn);
+    // reported unknown) before its error is. The acknowledgement was chained in LSN order when the
+    // reply arrived (WorkerHostEvents.onCommit).
+    if (answer.ack !== null) await answer.ack;
     if (!reply.ok) throw this.e.errorOf(reply);
-    if (reply.commitLsn === 0 && wasWriter && reply.readLsn > 0) await this.e.snapshotDurable(reply.readLsn);
+    if (answer.ack === null && onWriter && reply.readLsn > this.e.vdl()) await this.e.snapshotDurable(reply.readLsn);
     return toResult(reply.result);
   }
 

@@ -118,9 +118,6 @@ export class RedoWriter {
   commit(baseLsn: number, pages: ReadonlyMap<number, Uint8Array>, nPages: number): number {
     assert(baseLsn === this.latestLsn, `a write transaction commits on the latest snapshot (${baseLsn} vs ${this.latestLsn})`);
     this.lastVeto = null;
-    if (this.o.control.commitsStopped()) {
-      return this.veto(SQLITE_BUSY, "COMMITS_STOPPED", "commits are stopped: the volume fenced this writer or durability failed");
-    }
     const { pool, pageSize } = this.o;
 
     // 1. Previous versions and page backlinks.
@@ -151,7 +148,10 @@ export class RedoWriter {
     }
     const changed = pending.filter((p) => p.payload !== null);
     const n = changed.length;
-    if (n === 0) return SQLITE_OK;
+    if (n === 0) return SQLITE_OK; // e.g. a journal rollback rewrote the originals: nothing to ship
+    if (this.o.control.commitsStopped()) {
+      return this.veto(SQLITE_BUSY, "COMMITS_STOPPED", "commits are stopped: the volume fenced this writer or durability failed");
+    }
 
     // 2. Back-pressure (invariant 6).
     if (n > this.o.lal) {

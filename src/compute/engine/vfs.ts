@@ -503,8 +503,11 @@ export class BorealisVfs {
       // End of the write transaction. Committed or rolled back, the overlay holds nothing new —
       // unless SQLite committed without either capture point, which the refused pragmas prevent.
       if (h.overlay !== null && this.overlayDiffers(h)) {
-        this.o.warn("commit-at-unlock", { pages: h.overlay.size });
-        this.publish(h, "unlock");
+        const before = this.writer!.latestLsn;
+        const rc = this.publish(h, "unlock");
+        if (rc !== SQLITE_OK || this.writer!.latestLsn !== before) {
+          this.o.warn("commit-at-unlock", { pages: h.overlay?.size ?? 0, rc });
+        }
       }
       h.overlay = null;
       if (this.writerHandle === h) this.writerHandle = null;

@@ -19,12 +19,23 @@ export type RequestBody = DistributiveOmit<WorkerRequest, "id">;
 export interface WorkerHostEvents {
   readonly onMtr: (mtr: MiniTransaction) => void;
   readonly onLog: (event: string, fields: Record<string, unknown>) => void;
+  /**
+   * A reply carries a commit: called as the reply arrives, in arrival (= LSN) order, so that the
+   * engine chains acknowledgements in LSN order whatever the sessions do next.
+   */
+  readonly onCommit: (commitLsn: number) => Promise<void>;
   readonly onFatal: (error: Error) => void;
   readonly readPage: PageReader;
 }
 
+/** A reply, and for a reply that committed, the acknowledgement of that commit (invariant 5). */
+export interface Answer {
+  readonly reply: WorkerReply;
+  readonly ack: Promise<void> | null;
+}
+
 interface Pending {
-  readonly resolve: (r: WorkerReply) => void;
+  readonly resolve: (r: Answer) => void;
   readonly reject: (e: unknown) => void;
 }
 
@@ -77,7 +88,12 @@ export class WorkerHost {
               const p = host.pending.get(item.reply.id);
               assert(p !== undefined, `reply to an unknown request ${item.reply.id}`);
               host.pending.delete(item.reply.id);
-              p.resolve(item.reply);
+              let ack: Promise<void> | null = null;
+              if (item.reply.commitLsn > 0) {
+                ack = events.onCommit(item.reply.commitLsn);
+                ack.catch(() => undefined); // observed by the session; never an unhandled rejection
+              }
+              p.resolve({ reply: item.reply, ack });
             }
             return;
           case "fatal": {
@@ -106,13 +122,13 @@ export class WorkerHost {
     });
   }
 
-  request(body: RequestBody): Promise<WorkerReply> {
+  request(body: RequestBody): Promise<Answer> {
     if (this.dead !== null) return Promise.reject(new BorealisError("INTERNAL", this.dead.message, {}, { cause: this.dead }));
     if (this.pending.size >= this.maxInFlight) {
       return Promise.reject(new BorealisError("TOO_MANY_IN_FLIGHT", `${this.pending.size} requests in flight to the SQL ${this.role}`));
     }
     const id = this.nextId++;
-    return new Promise<WorkerReply>((resolve, reject) => {
+    return new Promise<Answer>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       if (this.outbox.length === 0) queueMicrotask(() => this.flush());
       this.outbox.push({ ...body, id } as WorkerRequest);

@@ -108,6 +108,23 @@ describe("engine: SQL", () => {
     await s.close();
   });
 
+  it("enforces foreign keys on every connection when asked to", async () => {
+    const fk = await startRig({}, { foreignKeys: true, readers: 1 });
+    try {
+      const s = fk.engine.openSession();
+      await s.executeScript("CREATE TABLE parent (id INTEGER PRIMARY KEY); CREATE TABLE child (id INTEGER PRIMARY KEY, p INTEGER REFERENCES parent(id));");
+      await run(s, "INSERT INTO parent VALUES (1)");
+      await run(s, "INSERT INTO child VALUES (1, 1)");
+      await assert.rejects(run(s, "INSERT INTO child VALUES (2, 99)"), isSqlite("SQLITE_CONSTRAINT", "SQLITE_CONSTRAINT_FOREIGNKEY"));
+      await run(s, "BEGIN");
+      await assert.rejects(run(s, "DELETE FROM parent WHERE id = 1"), isSqlite("SQLITE_CONSTRAINT", "SQLITE_CONSTRAINT_FOREIGNKEY"));
+      await run(s, "ROLLBACK");
+      await s.close();
+    } finally {
+      await fk.engine.close();
+    }
+  });
+
   it("commits and rolls back transactions and savepoints", async () => {
     const s = rig.engine.openSession();
     await run(s, "CREATE TABLE tx (id INTEGER PRIMARY KEY, v TEXT)");

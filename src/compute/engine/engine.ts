@@ -81,6 +81,12 @@ export interface EngineOptions {
   /** Spin iterations before a worker sleeps on the page bridge. */
   readonly bridgeSpin?: number;
   readonly bridgeTimeoutMs?: number;
+  /**
+   * Enforce foreign keys on every connection (default false, SQLite's default). Connections are
+   * pooled across sessions, so a session's own `PRAGMA foreign_keys` does not reliably apply to its
+   * later statements: set it here.
+   */
+  readonly foreignKeys?: boolean;
   /** TEST ONLY: ship page images with each MTR so a MemoryVolume can check its materialization. */
   readonly shipPageImages?: boolean;
   readonly log?: Logger;
@@ -207,6 +213,7 @@ export class Engine implements SqlEngine {
       lalWaitMs: options.lalWaitMs ?? 5000,
       directoryCapacity: options.directoryCapacity ?? 1 << 20,
       shipPageImages: options.shipPageImages ?? false,
+      connectionSql: options.foreignKeys === true ? "PRAGMA foreign_keys=ON" : "",
     };
     const maxInFlight = (options.maxSessions ?? 1024) + 16;
     const inits: WorkerInit[] = [];

@@ -104,6 +104,7 @@ function connection(id: number): Conn {
   // waits on a lock itself: the engine's write lock queue does the waiting.
   sql.exec(`PRAGMA cache_size=-${init.cacheKib}; PRAGMA busy_timeout=0`);
   if (init.role === "writer") sql.exec(`PRAGMA page_size=${init.pageSize}`);
+  if (init.connectionSql !== "") sql.exec(init.connectionSql);
   c = { sql, binding };
   conns.set(id, c);
   return c;

@@ -35,6 +35,8 @@ export interface WorkerInit {
   readonly lalWaitMs: number;
   readonly directoryCapacity: number;
   readonly shipPageImages: boolean;
+  /** SQL run on every new connection (e.g. "PRAGMA foreign_keys=ON"); connections are pooled. */
+  readonly connectionSql: string;
 }
 
 export type WorkerRequest =

@@ -32,6 +32,12 @@ export interface ProcessClusterOptions {
   readonly env?: NodeJS.ProcessEnv;
   /** How long a process may take to print its ready line. Default 30 s. */
   readonly readyTimeoutMs?: number;
+  /**
+   * The address a storage node advertises to the control plane (`--advertise`), asked before every
+   * start of the node; by default its own listen address. The fault tooling (src/faults/proxy.ts)
+   * returns a TCP fault proxy's address here, so every connection to the node crosses the proxy.
+   */
+  readonly advertise?: (node: StorageProcess) => string | Promise<string>;
 }
 
 export type ProcessState = "running" | "paused" | "stopped";
@@ -106,8 +112,9 @@ export class ProcessCluster {
 
   async startNode(name: string): Promise<void> {
     const n = this.node(name);
+    const advertise = await this.options.advertise?.(n);
     await this.launch(n, ["storage-node", "--id", n.name, "--az", n.az, "--data", n.dataDir, "--listen", `127.0.0.1:${n.port}`,
-      "--control-plane", this.controlPlaneUrl], /storage node \S+ .*ready on/);
+      "--control-plane", this.controlPlaneUrl, ...(advertise !== undefined ? ["--advertise", advertise] : [])], /storage node \S+ .*ready on/);
   }
 
   /** Starts (or restarts) the writer; resolves once it serves, with how long that took in ms. */

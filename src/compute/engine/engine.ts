@@ -233,6 +233,7 @@ export class Engine implements SqlEngine {
     const workers = hosts.map((host) => ({ host, conns: new ConnPool(maxConns) }));
     engine = new Engine(volume, control, pool, workers[0]!, workers.slice(1), options);
     volume.onVdl((vdl) => engine!.publishVdl(vdl));
+    engine.freshenVdl(); // VDL may have moved while the workers started
     return engine;
   }
 
@@ -268,8 +269,13 @@ export class Engine implements SqlEngine {
 
   // ------------------------------------------------------------------------- volume side
 
+  private lastVdlHeard = 0;
+
+  /** From `VolumeIO.onVdl`: monotonic (invariant 4); may lag what `freshenVdl` already published. */
   private publishVdl(vdl: number): void {
-    this.control.publishVdl(vdl);
+    assert(vdl >= this.lastVdlHeard, 4, `VDL reported by the volume is monotonic (${this.lastVdlHeard} → ${vdl})`);
+    this.lastVdlHeard = vdl;
+    if (vdl > this.control.vdl()) this.control.publishVdl(vdl);
   }
 
   private onMtr(mtr: MiniTransaction): void {

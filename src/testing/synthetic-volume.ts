@@ -285,3 +285,93 @@ function lastAtOrBelow<T>(list: readonly T[], bound: number, key: (x: T) => numb
   }
   return lo === 0 ? undefined : list[lo - 1];
 }
+
+export interface SyntheticStreamOptions {
+  readonly seed: number;
+  readonly pgPages: number;
+  readonly pgCount: number;
+  readonly pageSize: number;
+  /** Distinct payloads made up front and reused in turn. Default 1024. */
+  readonly payloadPool?: number;
+}
+
+/**
+ * The benchmark's MTR source: the same MTR shape and backlinks as `SyntheticVolume`, without a model,
+ * at a cost of well under a microsecond per record — so a benchmark measures the volume client and
+ * storage, not page diffing in the load generator. Payloads are real byte-range diffs (`diffOrImage`
+ * of a random small edit, the size of a single-row SQLite change: tens to a couple of hundred bytes),
+ * made once and reused; storage applies any well-formed diff to any page, so the records are valid.
+ */
+export class SyntheticStream {
+  readonly pageCount: number;
+  private readonly rng: Prng;
+  private readonly payloads: Uint8Array[] = [];
+  private next = 0;
+  private epoch: Epoch;
+  private nextLsn: number;
+  private lastLsnInVolume: number;
+  private readonly pageLsn: Float64Array;
+  private readonly pgLsn: Float64Array;
+  payloadBytes = 0;
+  records = 0;
+
+  constructor(private readonly options: SyntheticStreamOptions, state: LsnState) {
+    this.pageCount = options.pgPages * options.pgCount;
+    this.rng = new Prng(options.seed);
+    this.epoch = state.epoch;
+    this.nextLsn = state.nextLsn;
+    this.lastLsnInVolume = state.vdl;
+    assert(state.vdl === NO_LSN && [...state.lastLsnByPg.values()].every((l) => l === NO_LSN), "a synthetic stream starts on an empty volume");
+    this.pageLsn = new Float64Array(this.pageCount + 1);
+    this.pgLsn = new Float64Array(options.pgCount);
+    const page = new Uint8Array(options.pageSize);
+    for (let i = 0; i < (options.payloadPool ?? 1024); i++) {
+      this.rng.fill(page);
+      const after = page.slice();
+      const ranges = 1 + this.rng.int(3);
+      for (let k = 0; k < ranges; k++) {
+        const len = 4 + this.rng.int(60);
+        const off = this.rng.int(options.pageSize - len + 1);
+        for (let j = off; j < off + len; j++) after[j] = page[j]! ^ (1 + this.rng.int(255));
+      }
+      const p = diffOrImage(page, after, RecordFlag.FULL_IMAGE);
+      assert(p !== null && p.flags === 0, "a small edit is a diff");
+      this.payloads.push(p.payload);
+    }
+  }
+
+  /** The next MTR: `records` distinct pages (a random run of consecutive pages, wrapping), sorted. */
+  nextMtr(records: number): MiniTransaction {
+    const n = Math.min(records, this.pageCount);
+    const start = this.rng.int(this.pageCount);
+    const pages: number[] = [];
+    for (let i = 0; i < n; i++) pages.push(1 + ((start + i) % this.pageCount));
+    pages.sort((a, b) => a - b);
+    const firstLsn = this.nextLsn;
+    const out: MtrRecord[] = [];
+    for (let i = 0; i < n; i++) {
+      const pageNo = pages[i]!;
+      const lsn = firstLsn + i;
+      const pgId = pgOfPage(pageNo, this.options.pgPages);
+      const payload = this.payloads[this.next]!;
+      this.next = (this.next + 1) % this.payloads.length;
+      out.push({
+        pgId,
+        record: {
+          lsn: Lsn(lsn), epoch: this.epoch, pageNo: PageNo(pageNo),
+          prevLsnInSegment: Lsn(this.pgLsn[pgId]!), prevLsnOfPage: Lsn(this.pageLsn[pageNo]!),
+          prevLsnInVolume: Lsn(i === 0 ? this.lastLsnInVolume : lsn - 1),
+          flags: i === n - 1 ? RecordFlag.CPL : 0, payload,
+        },
+      });
+      this.pgLsn[pgId] = lsn;
+      this.pageLsn[pageNo] = lsn;
+      this.payloadBytes += payload.byteLength;
+    }
+    this.records += n;
+    const commitLsn = firstLsn + n - 1;
+    this.nextLsn = commitLsn + 1;
+    this.lastLsnInVolume = commitLsn;
+    return { epoch: this.epoch, firstLsn: Lsn(firstLsn), commitLsn: Lsn(commitLsn), records: out };
+  }
+}

@@ -20,7 +20,7 @@ import { assert } from "../src/core/assert.js";
 import type { Cleanup } from "./cleanup.js";
 import { Histogram } from "./histogram.js";
 import type { FromLoadgen, InitMessage, ResultMessage, ToLoadgen } from "./loadgen.js";
-import { peakMemory, resetPeakMemory, snapshotTree, type TreeSnapshot } from "./proc.js";
+import { peakMemory, resetPeakMemory, snapshotTree, type ProcessPeak, type TreeSnapshot } from "./proc.js";
 import type { BenchSystem, RunningSystem, SystemCounters } from "./systems/system.js";
 import type { Workload, WorkloadParams } from "./workloads/workload.js";
 
@@ -61,6 +61,8 @@ export interface MemoryFigures {
   /** Σ VmHWM over the processes (shared pages counted in each). */
   readonly sumPeakRssBytes: number | null;
   readonly processes: number;
+  /** The largest processes and their peaks (at most 12), for results.json. */
+  readonly top: readonly ProcessPeak[];
 }
 
 export interface RunResult {
@@ -103,12 +105,13 @@ interface Edge {
 
 function memoryOf(roots: readonly number[]): MemoryFigures {
   const peaks = peakMemory(roots);
-  if (peaks.length === 0) return { largestPeakRssBytes: null, largestProcess: null, sumPeakRssBytes: null, processes: 0 };
+  if (peaks.length === 0) return { largestPeakRssBytes: null, largestProcess: null, sumPeakRssBytes: null, processes: 0, top: [] };
   return {
     largestPeakRssBytes: peaks[0]!.peakRssBytes,
     largestProcess: peaks[0]!.comm,
     sumPeakRssBytes: peaks.reduce((s, p) => s + p.peakRssBytes, 0),
     processes: peaks.length,
+    top: peaks.slice(0, 12),
   };
 }
 
@@ -259,7 +262,7 @@ export async function runOnce(spec: RunSpec): Promise<RunResult> {
       internalNetBytesPerCommit: perUnit(counterDelta(start.counters, end.counters, "internalNetBytes"), commits),
       netBytesPerOp: inProcess ? null : perUnit(netBytes, ops),
       server: memServer,
-      client: inProcess ? { largestPeakRssBytes: null, largestProcess: null, sumPeakRssBytes: null, processes: 0 } : memClient,
+      client: inProcess ? { largestPeakRssBytes: null, largestProcess: null, sumPeakRssBytes: null, processes: 0, top: [] } : memClient,
       loadgenProcesses: procs,
       extraCounters: extra,
       maxSeq,
@@ -278,7 +281,7 @@ export async function runOnce(spec: RunSpec): Promise<RunResult> {
 }
 
 function failedRun(error: string, samples: readonly string[], procs: number): RunResult {
-  const none: MemoryFigures = { largestPeakRssBytes: null, largestProcess: null, sumPeakRssBytes: null, processes: 0 };
+  const none: MemoryFigures = { largestPeakRssBytes: null, largestProcess: null, sumPeakRssBytes: null, processes: 0, top: [] };
   return {
     ok: false, error, errorSamples: samples, elapsedMs: 0, ops: 0, opsPerSec: 0, errors: 0, retries: 0, commits: 0, rows: 0,
     rowsPerSec: null, latency: { p50Us: 0, p95Us: 0, p99Us: 0, p999Us: 0, maxUs: 0, meanUs: 0 },

@@ -100,6 +100,7 @@ function statusKb(pid: number, field: string): number | null {
 
 export interface ProcessPeak {
   readonly pid: number;
+  /** The command name; for Node processes, the script and its first argument ("node main.js writer"). */
   readonly comm: string;
   readonly peakRssBytes: number;
 }
@@ -117,12 +118,32 @@ export function snapshotTree(roots: readonly number[]): TreeSnapshot {
   return { cpuUs: (ticks * 1_000_000) / clockTicksPerSecond(), processes: tree.length };
 }
 
+function label(p: StatLine): string {
+  if (p.comm !== "node" && p.comm !== "postgres") return p.comm;
+  try {
+    const argv = readFileSync(`/proc/${p.pid}/cmdline`, "utf8").split("\0").filter((a) => a.length > 0);
+    if (p.comm === "postgres") {
+      // PostgreSQL retitles its processes: "postgres: checkpointer", "postgres: user db 127.0.0.1(port) idle".
+      const title = argv[0] ?? "postgres";
+      if (!title.startsWith("postgres: ")) return "postgres (postmaster)";
+      return /\d+\.\d+\.\d+\.\d+\(\d+\)|\[local\]/.test(title) ? "postgres: backend" : title.replace(/\s+$/, "");
+    }
+    const script = argv.findIndex((a, i) => i > 0 && !a.startsWith("-"));
+    if (script < 0) return "node";
+    const name = argv[script]!.split("/").pop()!;
+    const sub = argv[script + 1];
+    return sub !== undefined && !sub.startsWith("-") && !sub.includes("/") ? `node ${name} ${sub}` : `node ${name}`;
+  } catch {
+    return "node";
+  }
+}
+
 /** VmHWM of each process of the trees, largest first. */
 export function peakMemory(roots: readonly number[]): ProcessPeak[] {
   const out: ProcessPeak[] = [];
   for (const p of processTree(roots)) {
     const kb = statusKb(p.pid, "VmHWM");
-    if (kb !== null) out.push({ pid: p.pid, comm: p.comm, peakRssBytes: kb * 1024 });
+    if (kb !== null) out.push({ pid: p.pid, comm: label(p), peakRssBytes: kb * 1024 });
   }
   return out.sort((a, b) => b.peakRssBytes - a.peakRssBytes);
 }

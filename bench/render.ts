@@ -5,7 +5,7 @@
  *   node dist/bench/render.js [bench/results/results.json] [out dir, default: the json's directory]
  */
 import { readFileSync } from "node:fs";
-import { dirname, resolve } from "node:path";
+import { dirname, relative, resolve } from "node:path";
 import { RESULTS_SCHEMA, type ResultsFile } from "./results.js";
 import { terminalSummary, writeReport } from "./report.js";
 
@@ -16,5 +16,7 @@ if (results.schema !== RESULTS_SCHEMA) {
   process.stderr.write(`render: ${json} is not a ${RESULTS_SCHEMA} results file (schema ${String(results.schema)})\n`);
   process.exit(2);
 }
-const files = writeReport(resolve(outArg ?? dirname(json)), results);
+const outDir = resolve(outArg ?? dirname(json));
+// Run from the repository's root, as `npm run` does.
+const files = writeReport(outDir, results, relative(outDir, resolve("bench", "README.md")));
 process.stdout.write(`${terminalSummary(results)}\n\nwrote ${files.markdown} and ${files.charts.length} charts\n`);

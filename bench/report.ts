@@ -176,39 +176,55 @@ function restartTable(points: readonly RestartPoint[]): string {
   return lines.join("\n");
 }
 
-function detailTable(r: ResultsFile, rows: readonly SummaryRow[]): string {
-  const columns: Column[] = [
+/** Per workload: throughput and latency, then resources — two tables, each readable on one screen. */
+function detailTables(r: ResultsFile, rows: readonly SummaryRow[]): string {
+  const pgOr = (x: SummaryRow, f: (v: NonNullable<SummaryRow["vsPostgres"]>) => number | null): string =>
+    x.system === "postgres" ? "1" : fmtRatio(x.vsPostgres === null ? null : f(x.vsPostgres));
+  const speed: Column[] = [
     { head: "clients", cell: (x) => String(x.clients), right: true },
     { head: "system", cell: (x) => systemLabel(r, x.system) },
     { head: "ops/s", cell: throughputCell, right: true },
-    { head: "spread", cell: (x) => (x.opsPerSecSpread === null ? "–" : `±${fmtNum((x.opsPerSecSpread * 100) / 2, 2)}%`), right: true },
-    { head: "×PG", cell: (x) => (x.system === "postgres" ? "1" : fmtRatio(x.vsPostgres?.opsPerSec)), right: true },
+    { head: "spread", cell: (x) => (x.opsPerSecSpread === null || x.okRepeats < 2 ? "–" : `±${fmtNum((x.opsPerSecSpread * 100) / 2, 2)}%`), right: true },
+    { head: "×PG", cell: (x) => pgOr(x, (v) => v.opsPerSec), right: true },
     { head: "p50", cell: (x) => fmtUs(x.p50Us), right: true },
+    { head: "p95", cell: (x) => fmtUs(x.p95Us), right: true },
     { head: "p99", cell: (x) => fmtUs(x.p99Us), right: true },
     { head: "p99.9", cell: (x) => fmtUs(x.p999Us), right: true },
-    { head: "p99 ×PG", cell: (x) => (x.system === "postgres" ? "1" : fmtRatio(x.vsPostgres?.p99)), right: true },
-    { head: "server CPU/op", cell: (x) => fmtUs(x.serverCpuPerOpUs), right: true },
-    { head: "CPU ×PG", cell: (x) => (x.system === "postgres" ? "1" : fmtRatio(x.vsPostgres?.serverCpuPerOp)), right: true },
-    { head: "server cores", cell: (x) => fmtNum(x.serverCores, 2), right: true },
-    { head: "client CPU/op", cell: (x) => fmtUs(x.clientCpuPerOpUs), right: true },
-    { head: "log B/commit", cell: (x) => (x.commits > 0 ? fmtNum(x.logBytesPerCommit) : "–"), right: true },
-    { head: "internal net B/commit", cell: (x) => (x.commits > 0 ? fmtNum(x.internalNetBytesPerCommit) : "–"), right: true },
-    { head: "log ×PG", cell: (x) => (x.system === "postgres" || x.commits === 0 ? "–" : fmtRatio(x.vsPostgres?.logBytesPerCommit)), right: true },
-    { head: "log records/commit", cell: (x) => (x.commits > 0 ? fmtNum(x.logRecordsPerCommit) : "–"), right: true },
-    { head: "client net B/op", cell: (x) => fmtNum(x.netBytesPerOp), right: true },
-    { head: "peak RSS (largest / Σ, procs)", cell: (x) => `${fmtBytes(x.serverPeakRssBytes)} / ${fmtBytes(x.serverSumPeakRssBytes)}, ${x.serverProcesses ?? "–"}`, right: true },
-    { head: "loadgen RSS", cell: (x) => fmtBytes(x.clientPeakRssBytes), right: true },
+    { head: "max", cell: (x) => fmtUs(x.maxUs), right: true },
+    { head: "p99 ×PG", cell: (x) => pgOr(x, (v) => v.p99), right: true },
     { head: "retries", cell: (x) => String(x.retries), right: true },
     { head: "errors", cell: (x) => String(x.errors + x.failedRepeats), right: true },
   ];
-  return markdownTable(columns, rows);
+  const commitCell = (x: SummaryRow, v: number | null, digits = 3): string => (x.commits > 0 ? fmtNum(v, digits) : "–");
+  const resources: Column[] = [
+    { head: "clients", cell: (x) => String(x.clients), right: true },
+    { head: "system", cell: (x) => systemLabel(r, x.system) },
+    { head: "server CPU/op", cell: (x) => fmtUs(x.serverCpuPerOpUs), right: true },
+    { head: "CPU ×PG", cell: (x) => pgOr(x, (v) => v.serverCpuPerOp), right: true },
+    { head: "server cores", cell: (x) => fmtNum(x.serverCores, 2), right: true },
+    { head: "client CPU/op", cell: (x) => fmtUs(x.clientCpuPerOpUs), right: true },
+    { head: "log B/commit", cell: (x) => commitCell(x, x.logBytesPerCommit), right: true },
+    { head: "log ×PG", cell: (x) => (x.commits === 0 ? "–" : pgOr(x, (v) => v.logBytesPerCommit)), right: true },
+    { head: "log records/commit", cell: (x) => commitCell(x, x.logRecordsPerCommit, 2), right: true },
+    { head: "internal net B/commit", cell: (x) => commitCell(x, x.internalNetBytesPerCommit), right: true },
+    { head: "client net B/op", cell: (x) => fmtNum(x.netBytesPerOp), right: true },
+    { head: "peak RSS, largest", cell: (x) => `${fmtBytes(x.serverPeakRssBytes)}${x.serverPeakProcess === null ? "" : ` (${x.serverPeakProcess})`}`, right: true },
+    { head: "Σ peak RSS (procs)", cell: (x) => `${fmtBytes(x.serverSumPeakRssBytes)} (${x.serverProcesses ?? "–"})`, right: true },
+    { head: "loadgen peak RSS", cell: (x) => fmtBytes(x.clientPeakRssBytes), right: true },
+  ];
+  return `${markdownTable(speed, rows)}
+
+Resources:
+
+${markdownTable(resources, rows)}`;
 }
 
 function chartClients(r: ResultsFile): number {
   return r.config.clients.includes(32) ? 32 : Math.max(...r.config.clients);
 }
 
-export function renderMarkdown(r: ResultsFile): { markdown: string; charts: Map<string, string> } {
+/** `readme`: the link to bench/README.md from the report's directory (bench/results/ by default). */
+export function renderMarkdown(r: ResultsFile, readme = "../README.md"): { markdown: string; charts: Map<string, string> } {
   const charts = new Map<string, string>();
   const m = r.machine;
   const out: string[] = [];
@@ -231,7 +247,7 @@ export function renderMarkdown(r: ResultsFile): { markdown: string; charts: Map<
   out.push("");
   out.push(`Timed workloads: ${r.config.warmupMs / 1000} s warm-up, then ${r.config.durationMs / 1000} s measured, ${r.config.repeats} repeat(s), clients ${r.config.clients.join(", ")} ` +
     `spread over up to ${r.config.loadgenProcesses} load-generator processes; systems interleaved within each repeat. Figures are medians of the repeats. ` +
-    "How each figure is measured: [bench/README.md](../README.md#figures).");
+    `How each figure is measured: [bench/README.md](${readme}#figures).`);
   out.push("");
   out.push("## Summary", "");
   out.push("ops/s and ×PG (throughput ÷ PostgreSQL's at the same clients, higher is better); latency percentiles per operation; " +
@@ -256,7 +272,7 @@ export function renderMarkdown(r: ResultsFile): { markdown: string; charts: Map<
     } else {
       out.push(`${fmtNum(r.config.params.bulkRows)} rows, ${r.config.params.batchRows} rows per INSERT, ${r.config.params.batchesPerTxn} INSERTs per transaction; ops are transactions.`, "");
     }
-    out.push(detailTable(r, rows), "");
+    out.push(detailTables(r, rows), "");
     for (const row of rows.filter((x) => x.errorSamples.length > 0)) {
       out.push(`- ${TITLES[row.system]} @${row.clients}: ${row.errorSamples.map((e) => `\`${e.replace(/`/g, "'")}\``).join("; ")}`);
     }
@@ -280,6 +296,27 @@ export function renderMarkdown(r: ResultsFile): { markdown: string; charts: Map<
     out.push("");
   }
 
+  const memRows = r.results.filter((x) => x.okRepeats > 0 && x.workload === (r.results.some((y) => y.workload === "write") ? "write" : x.workload));
+  const memLines: string[] = [];
+  for (const s of r.systems.filter((x) => x.status === "ok")) {
+    const c = s.clientModel === "in-process" ? 1 : clients;
+    const row = memRows.find((x) => x.system === s.name && x.clients === c) ?? memRows.find((x) => x.system === s.name);
+    if (row === undefined || row.serverProcessPeaks.length === 0) continue;
+    // Group identical processes (PostgreSQL's backends): "postgres: backend ×32, ≤ 17.4 MiB".
+    const groups = new Map<string, { n: number; max: number }>();
+    for (const p of row.serverProcessPeaks) {
+      const g = groups.get(p.process) ?? { n: 0, max: 0 };
+      groups.set(p.process, { n: g.n + 1, max: Math.max(g.max, p.peakRssBytes) });
+    }
+    const cells = [...groups].map(([name, g]) => (g.n === 1 ? `${name} ${fmtBytes(g.max)}` : `${name} ×${g.n} ≤ ${fmtBytes(g.max)}`));
+    memLines.push(`| ${s.title} | ${row.workload} @${row.clients} | ${cells.join(", ")} |`);
+  }
+  if (memLines.length > 0) {
+    out.push("## Peak memory by process", "");
+    out.push("VmHWM of the largest server processes (at most 12 listed), reset at the start of the run. PostgreSQL's shared buffers count in every backend that touched them.", "");
+    out.push("| system | run | processes |", "|---|---|---|", ...memLines, "");
+  }
+
   out.push("## Method and caveats", "");
   out.push("- Every system runs on this one machine, in the same run; PostgreSQL and Borealis are servers reached over loopback TCP " +
     "through their users' client libraries, SQLite runs inside the load generator (no network, one connection: the single-node bound, drawn dashed).");
@@ -288,22 +325,21 @@ export function renderMarkdown(r: ResultsFile): { markdown: string; charts: Map<
   out.push("- Durability: PostgreSQL fsync=on, synchronous_commit=on; SQLite WAL with synchronous=FULL; Borealis acknowledges a commit once a " +
     "4-of-6 storage quorum has it on disk.");
   out.push("- Medians of repeats; `spread` is ±half the min–max range of the repeats relative to the median. Ratios divide medians.");
-  out.push("- Details: [bench/README.md](../README.md).");
+  out.push(`- Details: [bench/README.md](${readme}).`);
   out.push("");
   return { markdown: out.join("\n"), charts };
 }
 
 /** Writes results.json, report.md and charts/ into `dir` (replacing the charts of a previous run). */
-export function writeReport(dir: string, r: ResultsFile): { json: string; markdown: string; charts: string[] } {
+export function writeReport(dir: string, r: ResultsFile, readme?: string): { json: string; markdown: string; charts: string[] } {
   mkdirSync(dir, { recursive: true });
   const chartDir = join(dir, "charts");
   mkdirSync(chartDir, { recursive: true });
   for (const f of readdirSync(chartDir)) if (f.endsWith(".svg")) rmSync(join(chartDir, f));
-  const { markdown, charts } = renderMarkdown(r);
+  const { markdown, charts } = renderMarkdown(r, readme);
   const json = join(dir, "results.json");
   writeFileSync(json, JSON.stringify(r, null, 1) + "\n");
   const md = join(dir, "report.md");
-  // Links in the report are relative to bench/results/; a report elsewhere points at the README by path.
   writeFileSync(md, markdown);
   const written: string[] = [];
   for (const [name, svg] of charts) {

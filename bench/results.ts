@@ -103,6 +103,8 @@ export interface SummaryRow {
   readonly serverPeakProcess: string | null;
   readonly serverSumPeakRssBytes: number | null;
   readonly serverProcesses: number | null;
+  /** Peak memory of each of the largest server processes, from the median repeat. */
+  readonly serverProcessPeaks: ReadonlyArray<{ readonly process: string; readonly peakRssBytes: number }>;
   readonly clientPeakRssBytes: number | null;
   readonly loadgenProcesses: number;
   readonly extraCounters: Readonly<Record<string, number>>;
@@ -193,6 +195,7 @@ export function summarize(system: SystemName, workload: WorkloadName, clients: n
     serverPeakProcess: mid?.server.largestProcess ?? null,
     serverSumPeakRssBytes: max((r) => r.server.sumPeakRssBytes),
     serverProcesses: max((r) => r.server.processes),
+    serverProcessPeaks: mid?.server.top.map((p) => ({ process: p.comm, peakRssBytes: p.peakRssBytes })) ?? [],
     clientPeakRssBytes: max((r) => r.client.largestPeakRssBytes),
     loadgenProcesses: runs[0]?.loadgenProcesses ?? 0,
     extraCounters: mid?.extraCounters ?? {},

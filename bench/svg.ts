@@ -162,7 +162,7 @@ export function lineChart(spec: ChartSpec): string {
 
 /** Percentile → position on a "nines" axis: 0 → 0, 0.9 → 1, 0.99 → 2, 0.999 → 3. */
 export function ninesOf(fraction: number): number {
-  return -Math.log10(Math.max(1e-6, 1 - Math.min(fraction, 1 - 1e-6)));
+  return -Math.log10(Math.max(1e-6, 1 - Math.min(fraction, 1 - 1e-6))) + 0; // + 0: no -0 for p0
 }
 
 export function ninesLabel(n: number): string {

@@ -15,7 +15,7 @@
  * which `up --data DIR --port PORT` is appended) overrides the command, for the harness's own tests.
  */
 import { createClient, type Client, type Transaction } from "@libsql/client";
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -198,10 +198,12 @@ export const borealisSystem: BenchSystem = {
     };
     const num = (v: unknown): number | null => (typeof v === "number" && Number.isFinite(v) ? v : null);
     const first = await metrics();
-    const version = await getJson(`${url}/version`, 2_000).then((r) => {
-      const b = r.body as { server?: unknown; version?: unknown } | null;
-      return r.status === 200 && b !== null && typeof b === "object" ? `Borealis ${String(b.version ?? b.server ?? "?")}` : "Borealis";
-    }).catch(() => "Borealis");
+    const reported = await getJson(`${url}/version`, 2_000).then((r) => {
+      const b = r.body as { version?: unknown } | null;
+      return r.status === 200 && b !== null && typeof b === "object" && typeof b.version === "string" && b.version !== "unknown" ? b.version : null;
+    }).catch(() => null);
+    // Until the endpoint reports a release, the commit of the checkout is the version that matters.
+    const version = reported !== null ? `Borealis ${reported}` : `Borealis (commit ${gitCommit()})`;
     const spec: ClientSpec = { system: "borealis", url };
     let lastRestartId = 0;
     let stopped = false;
@@ -328,6 +330,15 @@ export const borealisSystem: BenchSystem = {
     return new LibsqlConnection(createClient({ url: spec.url }));
   },
 };
+
+/** `abc1234` or `abc1234+dirty` for the checkout this bench runs from; "unknown" outside git. */
+function gitCommit(): string {
+  const cwd = fileURLToPath(new URL(".", import.meta.url));
+  const sha = spawnSync("git", ["rev-parse", "--short", "HEAD"], { cwd, encoding: "utf8" });
+  if (sha.status !== 0) return "unknown";
+  const dirty = spawnSync("git", ["status", "--porcelain", "--untracked-files=no", "--", "src"], { cwd, encoding: "utf8" });
+  return `${sha.stdout.trim()}${dirty.status === 0 && dirty.stdout.trim() !== "" ? "+dirty src" : ""}`;
+}
 
 /** The writer child of `borealis up` (`main.js writer …`), found in its process tree. */
 function findWriter(upPid: number): { role: string; pid: number } | undefined {

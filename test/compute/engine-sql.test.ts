@@ -196,6 +196,19 @@ describe("engine: SQL", () => {
     await s.close();
   });
 
+  it("follows schema changes in column names and declared types", async () => {
+    const s = rig.engine.openSession();
+    await run(s, "CREATE TABLE evolve (a INTEGER, b TEXT)");
+    await run(s, "INSERT INTO evolve VALUES (1, 'x')");
+    const cols = async (): Promise<unknown> => (await run(s, "SELECT * FROM evolve")).columns;
+    assert.deepEqual(await cols(), [{ name: "a", decltype: "INTEGER" }, { name: "b", decltype: "TEXT" }]);
+    await run(s, "ALTER TABLE evolve RENAME COLUMN b TO bee");
+    assert.deepEqual(await cols(), [{ name: "a", decltype: "INTEGER" }, { name: "bee", decltype: "TEXT" }]);
+    await run(s, "ALTER TABLE evolve ADD COLUMN c REAL");
+    assert.deepEqual(await cols(), [{ name: "a", decltype: "INTEGER" }, { name: "bee", decltype: "TEXT" }, { name: "c", decltype: "REAL" }]);
+    await s.close();
+  });
+
   it("describes statements without running them", async () => {
     const s = rig.engine.openSession();
     await run(s, "CREATE TABLE descr (id INTEGER PRIMARY KEY, name TEXT)");

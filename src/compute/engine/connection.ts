@@ -10,7 +10,8 @@
  * sqlite3_column_decltype. For a SELECT the connection asks SQLite itself, once per statement text
  * and schema version: it creates a temporary view over the statement (parameters inlined with
  * sqlite3_expanded_sql) and reads `PRAGMA temp.table_info`, which reports each column's declared
- * type the way decltype would (empty for expressions → null). Other statements report null.
+ * type the way decltype would (empty for expressions → null). Other statements report null. Column
+ * names and types are remembered per prepared statement and schema cookie.
  */
 import { SqliteError } from "../sql-engine.js";
 import {
@@ -48,7 +49,6 @@ export interface ResultLimits {
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
 const STATEMENT_CACHE = 64;
-const DECLTYPE_CACHE = 256;
 const DECLTYPE_VIEW = "__borealis_decltype";
 
 /** A prepared statement and what is known about it. */
@@ -61,7 +61,7 @@ export interface Prepared {
 
 export class SqliteConnection {
   private readonly statements = new Map<string, Prepared>();
-  private readonly declTypes = new Map<string, (string | null)[]>();
+  private readonly columnCache = new WeakMap<Prepared, { cookie: number; withTypes: boolean; columns: RawColumn[] }>();
   private scratch = 0;
   private scratchSize = 0;
   private readonly zMain: number;
@@ -116,10 +116,11 @@ export class SqliteConnection {
 
   /**
    * Prepares the one statement of `sql`. A tail with another statement is an error (Hrana's
-   * `execute` runs one statement; scripts go through `exec`).
+   * `execute` runs one statement; scripts go through `exec`). `fresh`: bypass the statement cache
+   * (a cached statement reports its columns as of the schema it was prepared on until it runs).
    */
-  prepare(sql: string): Prepared {
-    const hit = this.statements.get(sql);
+  prepare(sql: string, fresh = false): Prepared {
+    const hit = fresh ? undefined : this.statements.get(sql);
     if (hit !== undefined) {
       // LRU: most recently used last.
       this.statements.delete(sql);
@@ -143,7 +144,7 @@ export class SqliteConnection {
       throw new SqliteError("more than one statement in execute; use a script (sequence)", "SQL_MANY_STATEMENTS", "SQL_MANY_STATEMENTS", SQLITE_MISUSE);
     }
     // PRAGMAs are answered partly at prepare time (our VFS pragmas are): never reuse them.
-    const cacheable = !/^\s*pragma\b/i.test(sql);
+    const cacheable = !fresh && !/^\s*pragma\b/i.test(sql);
     const p: Prepared = { stmt, sql, readonly: m._sqlite3_stmt_readonly(stmt) !== 0, cached: cacheable };
     if (cacheable) {
       this.statements.set(sql, p);
@@ -182,11 +183,13 @@ export class SqliteConnection {
   run(p: Prepared, wantRows: boolean, limits: ResultLimits): RawResult {
     const m = this.m;
     const stmt = p.stmt;
-    const nCols = m._sqlite3_column_count(stmt);
     const rows: RawValue[][] = [];
     let bytes = 0;
+    let nCols = -1;
     for (;;) {
       const rc = m._sqlite3_step(stmt);
+      // Counted after the first step: SQLite re-prepares a statement whose schema changed there.
+      if (nCols < 0) nCols = m._sqlite3_column_count(stmt);
       if (rc === SQLITE_DONE) break;
       if (rc !== SQLITE_ROW) throw this.error(rc);
       if (!wantRows) continue;
@@ -224,11 +227,6 @@ export class SqliteConnection {
     };
   }
 
-  /** Forgets cached per-schema metadata (the schema changed). */
-  forgetDeclTypes(): void {
-    this.declTypes.clear();
-  }
-
   // ---------------------------------------------------------------------------------- internals
 
   error(rc: number): SqliteError {
@@ -263,6 +261,12 @@ export class SqliteConnection {
 
   private columns(p: Prepared, nCols: number, wantTypes: boolean): RawColumn[] {
     if (nCols === 0) return [];
+    // Names and types change only with the schema: remember them per statement and schema cookie.
+    const cookie = this.schemaCookie();
+    const known = this.columnCache.get(p);
+    if (known !== undefined && known.cookie === cookie && (known.withTypes || !wantTypes) && known.columns.length === nCols) {
+      return known.columns;
+    }
     const m = this.m;
     const types = wantTypes ? this.declTypesOf(p, nCols) : null;
     const columns: RawColumn[] = [];
@@ -270,6 +274,7 @@ export class SqliteConnection {
       const z = m._sqlite3_column_name(p.stmt, i);
       columns.push({ name: z === 0 ? null : m.UTF8ToString(z), decltype: types?.[i] ?? null });
     }
+    if (p.cached) this.columnCache.set(p, { cookie, withTypes: wantTypes, columns });
     return columns;
   }
 
@@ -281,10 +286,6 @@ export class SqliteConnection {
     if (zExpanded === 0) return null;
     const expanded = m.UTF8ToString(zExpanded);
     m._sqlite3_free(zExpanded);
-    const cookie = this.schemaCookie();
-    const key = `${cookie}\u0000${p.sql}`;
-    const hit = this.declTypes.get(key);
-    if (hit !== undefined) return hit;
     let types: (string | null)[] = new Array<string | null>(nCols).fill(null);
     try {
       this.exec(`CREATE TEMP VIEW "${DECLTYPE_VIEW}" AS ${expanded}`);
@@ -302,8 +303,6 @@ export class SqliteConnection {
     } catch {
       // Not expressible as a view (e.g. a statement SQLite cannot nest): no declared types.
     }
-    this.declTypes.set(key, types);
-    if (this.declTypes.size > DECLTYPE_CACHE) this.declTypes.delete(this.declTypes.keys().next().value!);
     return types;
   }
 

@@ -168,7 +168,7 @@ function handle(req: WorkerRequest): WorkerReply {
       }
       case "describe": {
         c = connection(req.conn);
-        const p = c.sql.prepare(req.sql);
+        const p = c.sql.prepare(req.sql, true);
         try {
           return { id: req.id, ok: true, result: null, describe: c.sql.describe(p), ...state(c, latestBefore) };
         } finally {

@@ -432,7 +432,9 @@ export class BorealisVfs {
       return SQLITE_IOERR_WRITE;
     }
     const pageNo = offset / this.pageSize + 1;
-    h.overlay.set(pageNo, this.copyPage(heap, pData));
+    const copy = this.copyPage(heap, pData);
+    h.overlay.set(pageNo, copy);
+    if (pageNo === 1) h.binding.schemaCookie = ((copy[40]! << 24) | (copy[41]! << 16) | (copy[42]! << 8) | copy[43]!) >>> 0;
     if (pageNo > h.overlayNPages) h.overlayNPages = pageNo;
     return SQLITE_OK;
   }

@@ -7,9 +7,10 @@
  * Episodes (`FaultKind`):
  * - kill:         kill -9 one or two storage nodes; restart them after the hold.
  * - pause:        SIGSTOP one or two storage nodes (sockets open, nothing answered); SIGCONT.
- * - writer:       kill -9 the writer; restart it (recovery: new epoch, VDL from read quorums, annul).
+ * - writer:       kill -9 the writer, sometimes with one or two storage nodes; restart it (recovery:
+ *                 new epoch, VDL from read quorums, annul), then the nodes (stale epochs, annulled late).
  * - writer-pause: SIGSTOP the writer; SIGCONT.
- * - corrupt:      kill -9 one node, flip bytes in its hot-log or page-store (LMDB) files, restart it.
+ * - corrupt:      kill -9 one or two nodes, flip bytes in its hot-log or page-store (LMDB) files, restart it.
  *                 Checksums must catch it (invariant 9); the node may lose what the bytes held — a
  *                 tolerated fault. A node that then cannot open its data is replaced by an empty one
  *                 (a new disk), which the writer re-opens and catches up.
@@ -143,10 +144,14 @@ export class Nemesis {
         return;
       }
       case "writer": {
-        const ep = begin(["writer"]);
-        await c.kill(c.writer);
+        // Sometimes one or two storage nodes go down with the writer: recovery then runs on the
+        // remaining write quorum, and the nodes come back with an old epoch and must be annulled.
+        const nodes = rand.next() < 0.4 ? this.pickNodes() : [];
+        const ep = begin(["writer", ...nodes.map((n) => n.name)]);
+        await Promise.all([c.kill(c.writer), ...nodes.map((n) => c.kill(n))]);
         await sleep(rand.int(Math.min(holdMs, 1000)));
         await this.restartWriter("kill");
+        for (const n of nodes) await this.restartNode(n, "kill");
         end(ep);
         return;
       }
@@ -159,14 +164,18 @@ export class Nemesis {
         return;
       }
       case "corrupt": {
-        const node = rand.pick(c.nodes);
-        await c.kill(node);
-        const target = await this.flipBytes(node);
-        const ep = begin([node.name], target === undefined ? { file: "none (no data yet)" } : { file: target.file, flips: target.offsets.length });
+        // One node, or two (at most two replicas of any segment: test plan §13).
+        const nodes = rand.next() < 0.6 ? [rand.pick(c.nodes)] : rand.sample(c.nodes, 2);
+        await Promise.all(nodes.map((n) => c.kill(n)));
+        const targets = [];
+        for (const n of nodes) targets.push(await this.flipBytes(n));
+        const ep = begin(nodes.map((n) => n.name), { files: targets.map((t) => (t === undefined ? "none (no data yet)" : `${t.file} (${t.offsets.length} flips)`)) });
         await sleep(Math.min(holdMs, 1000));
-        const logBefore = await fileSize(node.logFile);
-        const replaced = await this.restartNode(node, "corrupt");
-        if (target !== undefined) {
+        for (const [i, node] of nodes.entries()) {
+          const target = targets[i];
+          const logBefore = await fileSize(node.logFile);
+          const replaced = await this.restartNode(node, "corrupt");
+          if (target === undefined) continue;
           // Give the node a moment to read what it holds (replay is at open; LMDB values are read on use).
           await sleep(500);
           const evidence = await this.detectionEvidence(node, logBefore);
@@ -234,6 +243,7 @@ export class Nemesis {
         return false;
       } catch (e) {
         lastError = e;
+        await c.kill(n); // it may still be running without having become ready
         if (why === "corrupt") break;
         await sleep(500);
       }
@@ -263,6 +273,8 @@ export class Nemesis {
         return;
       } catch (e) {
         lastError = e;
+        // A writer that never printed its ready line may still be running: stop it before retrying.
+        await c.kill(c.writer);
         await sleep(1000);
       }
     }

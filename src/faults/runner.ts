@@ -233,7 +233,7 @@ function opCounts(ops: readonly Op[]): RunResult["ops"] {
  * Waits until every protection group's six segments report the same SCL (every segment complete),
  * as the nodes themselves say (nodeStatus). Bounded by `timeoutMs`.
  */
-async function waitForConvergence(cluster: ProcessCluster, timeoutMs: number): Promise<RunResult["segmentsConverged"]> {
+export async function waitForConvergence(cluster: ProcessCluster, timeoutMs: number): Promise<RunResult["segmentsConverged"]> {
   const env = realEnv({ log: silentLogger });
   const started = performance.now();
   let detail = "";

@@ -7,7 +7,8 @@
  *   commit, then let go of the records, which releases hot-log files nothing needs any more;
  * - materialize: when a page's record chain since its last image grows past a threshold, store a new
  *   image at the chain's tip, so a read applies at most about `threshold` records;
- * - retention: the retention point trails knownVdl by `retainLsns`; a sweep over each segment's pages
+ * - retention: the retention point trails knownVdl by `retainLsns` allocated LSNs (recoveries'
+ *   truncation ranges do not count); a sweep over each segment's pages
  *   keeps, per page, the newest image ≤ the retention point and what follows it, and deletes the rest.
  *
  * Every step is at most one page-store commit, made under the node's store lock, so steps interleave
@@ -203,8 +204,36 @@ export class Materializer {
     return w;
   }
 
+  /**
+   * The retention point: `retainLsns` LSNs that a writer allocated, counted back from knownVdl, never
+   * above the sorted tip. A recovery's truncation range — from its VDL (the annulment's `aboveLsn`) to
+   * the new writer's first record, LAL = 10,000,000 LSNs — holds no records and does not count.
+   * Counting it (plain knownVdl − retainLsns) moved retention past all history at every recovery, so a
+   * segment that missed one could never be caught up from its peers: `readRecords` refuses below
+   * retention (found by `npm run faults`; regression: test/faults/scenarios.test.ts).
+   */
   private retentionTarget(segment: Segment, sortedTip: Lsn): Lsn {
-    const target = Math.min(Math.max(0, segment.knownVdl - this.retainLsns), sortedTip);
+    let budget = this.retainLsns;
+    let point: number = segment.knownVdl;
+    const recoveries = [...segment.annulments].sort((a, b) => b.aboveLsn - a.aboveLsn);
+    for (const a of recoveries) {
+      if (a.aboveLsn >= point) continue;
+      // LSNs in (a.aboveLsn, first record above it) were never allocated to this PG. Without a stored
+      // record above it (not sorted yet, or unreadable), the whole range counts as a gap: that only
+      // keeps more history.
+      let first: Lsn | undefined;
+      try {
+        first = this.host.store.recordsByLsn(segment.key, a.aboveLsn, Lsn(point), 1).records[0]?.lsn;
+      } catch {
+        first = undefined;
+      }
+      const allocatedFrom = first === undefined ? point : first - 1;
+      const span = point - allocatedFrom;
+      if (span >= budget) break;
+      budget -= span;
+      point = a.aboveLsn;
+    }
+    const target = Math.min(Math.max(0, point - budget), sortedTip);
     return Lsn(Math.max(segment.retentionLsn, target));
   }
 

@@ -30,6 +30,8 @@ interface Outcome {
   readonly perSecond: number;
   readonly p50Us: number;
   readonly p99Us: number;
+  /** CPU time of the whole process (all threads) per operation: steadier than wall time on a shared VM. */
+  readonly cpuUsPerOp: number;
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -39,6 +41,7 @@ function percentile(sorted: number[], p: number): number {
 async function measure(name: string, sessions: SqlSession[], op: (s: SqlSession, i: number) => Promise<unknown>): Promise<Outcome> {
   const latencies: number[] = [];
   let ops = 0;
+  const cpu0 = process.cpuUsage();
   const start = performance.now();
   const deadline = start + seconds * 1000;
   await Promise.all(sessions.map(async (s, k) => {
@@ -52,12 +55,14 @@ async function measure(name: string, sessions: SqlSession[], op: (s: SqlSession,
     }
   }));
   const elapsed = (performance.now() - start) / 1000;
+  const cpu = process.cpuUsage(cpu0);
   latencies.sort((a, b) => a - b);
   return {
     name, sessions: sessions.length, ops,
     perSecond: Math.round(ops / elapsed),
     p50Us: Math.round(percentile(latencies, 0.5) * 1000),
     p99Us: Math.round(percentile(latencies, 0.99) * 1000),
+    cpuUsPerOp: Math.round((cpu.user + cpu.system) / ops),
   };
 }
 
@@ -99,11 +104,12 @@ async function main(): Promise<void> {
 
   const stats = await engine.stats();
   for (const r of results) {
-    process.stdout.write(`${r.name.padEnd(18)} sessions=${String(r.sessions).padStart(2)}  ${String(r.perSecond).padStart(7)}/s  p50 ${r.p50Us} µs  p99 ${r.p99Us} µs  (${r.ops} ops)\n`);
+    process.stdout.write(`${r.name.padEnd(18)} sessions=${String(r.sessions).padStart(2)}  ${String(r.perSecond).padStart(7)}/s  p50 ${r.p50Us} µs  p99 ${r.p99Us} µs  cpu ${r.cpuUsPerOp} µs/op  (${r.ops} ops)\n`);
   }
   const redoPerCommit = (after.redoBytes - before.redoBytes) / commits;
   process.stdout.write(`redo per single-row INSERT commit: ${redoPerCommit.toFixed(1)} B (${((after.records - before.records) / commits).toFixed(2)} records, ${after.fullImages - before.fullImages} full images in ${commits} commits)\n`);
   process.stdout.write(`readers=${stats.readers.length} pool: ${JSON.stringify(stats.writer.pool)}\n`);
+  process.stdout.write(`load average ${(await import("node:os")).loadavg().map((l) => l.toFixed(1)).join(" ")} on ${(await import("node:os")).availableParallelism()} CPUs\n`);
   process.stdout.write(`${JSON.stringify({ bench: "engine", seconds, rows, readers: stats.readers.length, results, redoPerCommit })}\n`);
   await Promise.all([setup, ins, ...many].map((s) => s.close()));
   await engine.close();

@@ -22,7 +22,8 @@ const tick = (ms = 30): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 describe("engine: durability", () => {
   it("resolves a commit only once it is durable, and acknowledges commits in LSN order", async () => {
-    const { volume, engine } = await startRig({ durability: "manual" });
+    // One MTR per statement here (no group commit), so the test can make some of them durable.
+    const { volume, engine } = await startRig({ durability: "manual" }, { groupCommit: false });
     try {
       const setup = engine.openSession();
       const create = run(setup, "CREATE TABLE d (id INTEGER PRIMARY KEY, who INTEGER)");
@@ -90,7 +91,7 @@ describe("engine: durability", () => {
   });
 
   it("applies LAL back-pressure: commits wait for VDL, then are refused with BACKPRESSURE (invariant 6)", async () => {
-    const { volume, engine } = await startRig({ durability: "manual" }, { lal: 16, lalWaitMs: 150, readers: 1 });
+    const { volume, engine } = await startRig({ durability: "manual" }, { lal: 16, lalWaitMs: 150, readers: 1, groupCommit: false });
     try {
       const s = engine.openSession();
       const create = run(s, "CREATE TABLE lal (x INTEGER)");

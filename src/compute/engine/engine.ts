@@ -24,7 +24,8 @@
  *   take back.
  * - Failure: if the volume refuses an MTR or durability cannot be established, commits stop
  *   (shared flag, vetoed in the writer), waiting commits get COMMIT_OUTCOME_UNKNOWN, and later writes
- *   WRITER_FENCED; reads go on.
+ *   WRITER_FENCED; reads go on. A durability wait that merely timed out (no write quorum for now,
+ *   `isDurabilityWaitTimeout`) answers its commit COMMIT_OUTCOME_UNKNOWN and stops nothing.
  *
  * Everything is bounded: sessions, statements queued per session, connections per worker (pinned
  * transactions), requests in flight per worker, write lock waiters, result rows and bytes.
@@ -39,7 +40,7 @@ import {
   SqliteError, type ColumnInfo, type DescribeResult, type SqlEngine, type SqlSession, type SqlStatement, type SqlValue,
   type StatementResult,
 } from "../sql-engine.js";
-import type { LsnState, MiniTransaction, VolumeIO } from "../volume-io.js";
+import { isDurabilityWaitTimeout, type LsnState, type MiniTransaction, type VolumeIO } from "../volume-io.js";
 import { BufferPool } from "./buffer-pool.js";
 import type { RawResult, RawValue } from "./connection.js";
 import { createPageBridge } from "./page-bridge.js";
@@ -87,6 +88,12 @@ export interface EngineOptions {
    * later statements: set it here.
    */
   readonly foreignKeys?: boolean;
+  /**
+   * Group commit: autocommit writes of different sessions that reach the writer together commit as
+   * one SQLite transaction (one MTR, one durability wait), with the semantics of running them one by
+   * one (sql-worker.ts). Default true.
+   */
+  readonly groupCommit?: boolean;
   /** TEST ONLY: ship page images with each MTR so a MemoryVolume can check its materialization. */
   readonly shipPageImages?: boolean;
   readonly log?: Logger;
@@ -139,6 +146,7 @@ export class Engine implements SqlEngine {
   private readonly classified = new Map<string, boolean>();
   private ackTail: Promise<void> = Promise.resolve();
   private lastAckLsn = 0;
+  private lastAck: Promise<void> | null = null;
   private lastMtrLsn: number;
   private mtrCount = 0;
   private failure: Error | null = null;
@@ -214,6 +222,7 @@ export class Engine implements SqlEngine {
       directoryCapacity: options.directoryCapacity ?? 1 << 20,
       shipPageImages: options.shipPageImages ?? false,
       connectionSql: options.foreignKeys === true ? "PRAGMA foreign_keys=ON" : "",
+      groupCommit: options.groupCommit ?? true,
     };
     const maxInFlight = (options.maxSessions ?? 1024) + 16;
     const inits: WorkerInit[] = [];
@@ -290,6 +299,11 @@ export class Engine implements SqlEngine {
     }
   }
 
+  /** Why commits stopped for good, or null while the engine commits (the writer's /health). */
+  commitsStoppedBy(): string | null {
+    return this.failure === null ? null : this.failure.message;
+  }
+
   /** Stops commits for good: the volume refused us or durability could not be established. */
   fail(e: Error): void {
     if (this.failure !== null) return;
@@ -300,6 +314,8 @@ export class Engine implements SqlEngine {
 
   /** Resolves when `lsn` is durable, after every earlier acknowledgement (invariant 5). */
   ackCommit(lsn: number): Promise<void> {
+    // The statements of one group commit share its LSN and its acknowledgement.
+    if (lsn === this.lastAckLsn && this.lastAck !== null) return this.lastAck;
     assert(lsn > this.lastAckLsn, 5, `acknowledgements in LSN order (${lsn} after ${this.lastAckLsn})`);
     this.lastAckLsn = lsn;
     const durable = this.failure !== null && lsn > this.volume.vdl()
@@ -308,11 +324,15 @@ export class Engine implements SqlEngine {
     const mine = this.ackTail.then(() => durable).then(
       () => assert(this.volume.vdl() >= lsn, 5, `commit ${lsn} acknowledged at VDL ${this.volume.vdl()}`),
       (e: unknown) => {
-        this.fail(e instanceof Error ? e : new Error(String(e)));
+        // A wait that only timed out leaves the records with the volume, still being shipped: this
+        // commit's outcome is unknown, but commits go on (none is acknowledged before this one is
+        // durable: VDL passes LSNs in order), so writes resume when storage does. Else stop for good.
+        if (!isDurabilityWaitTimeout(e)) this.fail(e instanceof Error ? e : new Error(String(e)));
         throw new BorealisError("COMMIT_OUTCOME_UNKNOWN", `commit at LSN ${lsn}: durability could not be established`, { lsn }, { cause: e });
       },
     );
     this.ackTail = mine.catch(() => undefined);
+    this.lastAck = mine;
     return mine;
   }
 

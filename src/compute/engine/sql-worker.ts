@@ -16,7 +16,7 @@ import { AssertionError } from "../../core/assert.js";
 import { SqliteError } from "../sql-engine.js";
 import type { MiniTransaction } from "../volume-io.js";
 import { BufferPool } from "./buffer-pool.js";
-import { SqliteConnection, type Prepared } from "./connection.js";
+import { SqliteConnection, stripComments, type Prepared, type RawResult } from "./connection.js";
 import { PageBridgeClient } from "./page-bridge.js";
 import { RedoWriter } from "./redo-writer.js";
 import { SharedControl } from "./shared-control.js";
@@ -36,6 +36,7 @@ const MAX_BATCH = 64;
 /** What the current batch will carry back: replies and MTRs in order, and the buffers to transfer. */
 let outbox: BatchItem[] = [];
 const counters = { requests: 0, busyMs: 0, batches: 0 };
+const groupCounters = { groups: 0, grouped: 0, fallbacks: 0 };
 let transfers: ArrayBuffer[] = [];
 
 function post(message: WorkerMessage, transfer: ArrayBuffer[] = []): void {
@@ -185,7 +186,7 @@ function handle(req: WorkerRequest): WorkerReply {
           id: req.id, ok: true, result: null,
           stats: {
             vfs: { ...vfs.stats }, pool: pool.stats(), commit: writer === null ? null : { ...writer.stats }, bridgeHops: bridge.hops,
-            ...counters,
+            ...counters, ...groupCounters,
           },
           ...state(null, latestBefore),
         };
@@ -195,27 +196,134 @@ function handle(req: WorkerRequest): WorkerReply {
   }
 }
 
-port.on("message", (first: readonly WorkerRequest[]) => {
-  let queue = first;
-  let handled = 0;
-  const started = performance.now();
-  for (;;) {
-    for (const req of queue) {
-      let reply: WorkerReply;
-      try {
-        reply = handle(req);
-      } catch (e) {
-        fatal(e);
-      }
-      outbox.push({ type: "reply", reply });
-      handled++;
+// --------------------------------------------------------------------------- group commit
+//
+// Autocommit writes from different sessions that arrive together (the engine pipelines them under
+// the shared write lock) run as one SQLite transaction: one commit, one MTR, one durability wait,
+// instead of one each — the commit (page 1, diffs, LSNs, pool, MTR) is most of an autocommit insert's
+// cost. Semantics are those of running them one after another in autocommit mode:
+// - a statement that fails with ABORT/FAIL conflict resolution affects only itself, inside a
+//   transaction as in autocommit mode;
+// - a statement that ends the transaction (ROLLBACK resolution, RAISE(ROLLBACK), an I/O error) undoes
+//   the earlier ones: those are run again one by one (nothing else ran on the writer in between, so
+//   they see the same database), and the rest go on;
+// - if the group's COMMIT is refused for lack of durability (back-pressure, commits stopped) every
+//   statement gets that refusal — nothing of the group committed; any other failure of the COMMIT
+//   runs the statements again one by one.
+// Only plain DML on the shared autocommit connection is grouped: no DDL, VACUUM or PRAGMA.
+
+const GROUPABLE = /^(insert|update|delete|replace)\b/i;
+const GROUP_FAILS_ALL = new Set(["BACKPRESSURE", "COMMITS_STOPPED", "PAGE_LOOKUP_FAILED"]);
+
+function groupable(req: WorkerRequest): req is Extract<WorkerRequest, { op: "exec" }> {
+  return init.groupCommit && writer !== null && req.op === "exec" && req.conn === 0 && req.allowWrite && !req.classify &&
+    GROUPABLE.test(stripComments(req.sql));
+}
+
+function handleGroup(reqs: readonly Extract<WorkerRequest, { op: "exec" }>[]): WorkerReply[] {
+  const c = connection(0);
+  const latestBefore = writer!.latestLsn;
+  vfs.lastVeto = null;
+  const outcomes: ({ ok: true; result: RawResult } | { ok: false; error: WireError })[] = [];
+  let endedAt = -1;
+  c.binding.allowWrite = true;
+  try {
+    try {
+      c.sql.exec("BEGIN IMMEDIATE");
+    } catch {
+      return reqs.map(handle);
     }
-    if (handled >= MAX_BATCH) break;
+    for (let k = 0; k < reqs.length; k++) {
+      const req = reqs[k]!;
+      try {
+        const p = c.sql.prepare(req.sql);
+        try {
+          c.sql.bind(p, req.args, req.named);
+          outcomes.push({ ok: true, result: c.sql.run(p, req.wantRows, { maxRows: init.maxResultRows, maxBytes: init.maxResultBytes }) });
+        } finally {
+          c.sql.release(p);
+        }
+      } catch (e) {
+        outcomes.push({ ok: false, error: wireError(e) });
+      }
+      if (c.sql.autocommit()) {
+        endedAt = k;
+        break;
+      }
+    }
+    if (endedAt < 0) {
+      vfs.lastVeto = null;
+      try {
+        c.sql.exec("COMMIT");
+      } catch (e) {
+        const error = wireError(e);
+        if (!c.sql.autocommit()) c.sql.exec("ROLLBACK");
+        if (error.kind === "veto" && GROUP_FAILS_ALL.has(error.reason)) {
+          return reqs.map((req) => ({ id: req.id, ok: false as const, error, ...state(c, latestBefore) }));
+        }
+        endedAt = reqs.length;
+      }
+    }
+  } finally {
+    c.binding.allowWrite = false;
+  }
+  if (endedAt >= 0) {
+    // The transaction ended early or did not commit: statements before `endedAt` were undone.
+    groupCounters.fallbacks++;
+    const replies = reqs.slice(0, endedAt).map(handle);
+    if (endedAt < reqs.length) {
+      const failed = outcomes[endedAt]!;
+      const st = state(c, latestBefore);
+      replies.push(failed.ok ? { id: reqs[endedAt]!.id, ok: true, result: failed.result, ...st } : { id: reqs[endedAt]!.id, ok: false, error: failed.error, ...st });
+      replies.push(...run(reqs.slice(endedAt + 1)));
+    }
+    return replies;
+  }
+  groupCounters.groups++;
+  groupCounters.grouped += reqs.length;
+  const st = state(c, latestBefore);
+  return reqs.map((req, k) => {
+    const o = outcomes[k]!;
+    return o.ok ? { id: req.id, ok: true as const, result: o.result, ...st } : { id: req.id, ok: false as const, error: o.error, ...st, commitLsn: 0 };
+  });
+}
+
+/** Handles requests in order, grouping runs of autocommit writes. */
+function run(reqs: readonly WorkerRequest[]): WorkerReply[] {
+  const replies: WorkerReply[] = [];
+  let i = 0;
+  while (i < reqs.length) {
+    let j = i;
+    while (j < reqs.length && groupable(reqs[j]!)) j++;
+    if (j - i >= 2) {
+      replies.push(...handleGroup(reqs.slice(i, j) as Extract<WorkerRequest, { op: "exec" }>[]));
+      i = j;
+    } else {
+      replies.push(handle(reqs[i]!));
+      i++;
+    }
+  }
+  return replies;
+}
+
+port.on("message", (first: readonly WorkerRequest[]) => {
+  const started = performance.now();
+  // Drain what is already queued: one reply message for all of it, and group commits across it.
+  const reqs = [...first];
+  while (reqs.length < MAX_BATCH) {
     const next = receiveMessageOnPort(port);
     if (next === undefined) break;
-    queue = next.message as readonly WorkerRequest[];
+    reqs.push(...(next.message as readonly WorkerRequest[]));
   }
-  counters.requests += handled;
+  let replies: WorkerReply[];
+  try {
+    replies = run(reqs);
+  } catch (e) {
+    fatal(e);
+  }
+  // MTRs went into the outbox as they were made; replies follow them.
+  for (const reply of replies) outbox.push({ type: "reply", reply });
+  counters.requests += reqs.length;
   counters.busyMs += performance.now() - started;
   counters.batches++;
   const items = outbox;

@@ -35,6 +35,8 @@ export interface WorkerInit {
   readonly lalWaitMs: number;
   readonly directoryCapacity: number;
   readonly shipPageImages: boolean;
+  /** Run autocommit writes that arrive together as one transaction (sql-worker.ts, group commit). */
+  readonly groupCommit: boolean;
   /** SQL run on every new connection (e.g. "PRAGMA foreign_keys=ON"); connections are pooled. */
   readonly connectionSql: string;
 }
@@ -84,6 +86,10 @@ export interface WorkerStats {
   readonly requests: number;
   readonly busyMs: number;
   readonly batches: number;
+  /** Group commit (writer): groups committed, statements in them, groups run again one by one. */
+  readonly groups: number;
+  readonly grouped: number;
+  readonly fallbacks: number;
 }
 
 export type WorkerReply =

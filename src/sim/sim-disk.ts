@@ -339,10 +339,22 @@ class SimFile implements DiskFile {
   async close(): Promise<void> {}
 }
 
+/**
+ * The array at a new length. Growth is amortized (files grow by appends, and copying the whole file
+ * on every append made long runs quadratic): the result may be a longer view of the same buffer, or
+ * a copy into one with room to spare. Bytes newly exposed are zero, as a file extended by a write is.
+ */
 function resize(b: Uint8Array, length: number): Uint8Array {
   if (length === b.byteLength) return b;
-  const out = new Uint8Array(length);
-  out.set(b.subarray(0, Math.min(length, b.byteLength)));
+  if (length < b.byteLength) return b.subarray(0, length);
+  const room = b.buffer.byteLength - b.byteOffset;
+  if (length <= room) {
+    const out = new Uint8Array(b.buffer, b.byteOffset, length);
+    out.fill(0, b.byteLength); // a shrink may have left old bytes beyond the end
+    return out;
+  }
+  const out = new Uint8Array(new ArrayBuffer(Math.max(length, 2 * b.byteLength)), 0, length);
+  out.set(b);
   return out;
 }
 

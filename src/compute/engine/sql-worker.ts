@@ -7,7 +7,8 @@
  *   main thread), writes only while the engine's write lock covers the statement (`allowWrite`);
  * - reader (N): read-only connections whose snapshots are taken at VDL.
  *
- * Requests are handled one at a time, synchronously, in arrival order; SQLite blocks inside the VFS
+ * Requests are handled synchronously, in arrival order, a drained batch at a time (autocommit writes
+ * in a batch may share one commit: group commit, below); SQLite blocks inside the VFS
  * only on a buffer pool miss (page bridge) or on LAL back-pressure. An assertion failure is fatal:
  * the worker reports it and exits, and the engine stops (a broken invariant must not write on).
  */
@@ -30,7 +31,7 @@ const DB_NAME = "borealis.db";
 
 const port = parentPort!;
 const init = workerData as WorkerInit;
-/** Requests answered per postMessage at most (bounds a reply's delay behind its batch). */
+/** Requests drained and answered per postMessage at most (bounds a reply's delay behind its batch). */
 const MAX_BATCH = 64;
 
 /** What the current batch will carry back: replies and MTRs in order, and the buffers to transfer. */

@@ -11,6 +11,7 @@
  * lets VDL land only there). `submit` must not block: the writer's commit path has no blocking hop;
  * the client's acknowledgement waits on `whenDurable(commitLsn)` instead (invariant 5).
  */
+import { BorealisError } from "../core/errors.js";
 import type { Epoch, Lsn, PageNo, PgId } from "../core/types.js";
 import type { RedoRecord } from "../wire/record.js";
 
@@ -70,11 +71,28 @@ export interface VolumeIO {
   readPage(pageNo: PageNo, readPoint: Lsn): Promise<{ bytes: Uint8Array; pageLsn: Lsn }>;
   /** Takes one committed mini-transaction (records with LSNs already assigned, CPL last). Must not block. */
   submit(mtr: MiniTransaction): void;
-  /** Resolves when VDL ≥ lsn (the client's acknowledgement waits on this, invariant 5). Rejects with a BorealisError if durability can't be established. */
+  /**
+   * Resolves when VDL ≥ lsn (the client's acknowledgement waits on this, invariant 5). Rejects with a
+   * BorealisError if durability can't be established — or, made by `durabilityWaitTimedOut`, when only
+   * the wait gave up while the records are still on their way (no write quorum for now): then the
+   * commit's outcome is unknown but later commits may go on, since VDL passes LSNs in order.
+   */
   whenDurable(lsn: Lsn): Promise<void>;
   /** Current VDL; readers start their snapshots here (invariant 7). */
   vdl(): Lsn;
   onVdl(listener: (vdl: Lsn) => void): void;
+}
+
+/**
+ * `whenDurable`'s rejection when the wait timed out but the volume still holds the records and keeps
+ * shipping them: COMMIT_OUTCOME_UNKNOWN for this commit, not a reason to stop committing.
+ */
+export function durabilityWaitTimedOut(lsn: Lsn, why: string): BorealisError {
+  return new BorealisError("COMMIT_OUTCOME_UNKNOWN", `commit at LSN ${lsn} may or may not be durable: ${why}`, { lsn, stillShipping: true });
+}
+
+export function isDurabilityWaitTimeout(e: unknown): boolean {
+  return e instanceof BorealisError && e.code === "COMMIT_OUTCOME_UNKNOWN" && e.details["stillShipping"] === true;
 }
 
 /** The protection group holding a page: PGs are contiguous ranges of `pgPages` pages, from page 1. */

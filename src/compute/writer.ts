@@ -103,8 +103,10 @@ export async function runWriter(env: Env, options: WriterOptions): Promise<Runni
       ...(options.idleStreamTimeoutMs !== undefined ? { idleStreamTimeoutMs: options.idleStreamTimeoutMs } : {}),
       health: async () => {
         const status = vw.status();
+        const commitsStopped = eng.commitsStoppedBy();
         return {
-          ok: status.fenced === undefined,
+          // Not ok once the engine refuses every write (WRITER_FENCED), whatever stopped it.
+          ok: status.fenced === undefined && commitsStopped === null,
           role: "writer",
           volume: volume.volumeId,
           epoch: status.epoch,
@@ -112,6 +114,7 @@ export async function runWriter(env: Env, options: WriterOptions): Promise<Runni
           vcl: status.vcl,
           waitingCommits: status.waitingCommits,
           fenced: status.fenced ?? null,
+          commitsStopped,
           startup: timings,
           recovery: recovered.report,
           volumeStats: vw.stats(),

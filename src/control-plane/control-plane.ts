@@ -34,7 +34,7 @@ import {
   type ControlPlaneApi, type CreateVolumeRequest, type HeartbeatRequest, type HeartbeatResponse,
   type ProtectionGroup, type RecordRecoveryRequest, type RecoveryRecord, type SetWriterRequest, type StorageNodeInfo, type Volume, type WriterRecord,
 } from "./api.js";
-import { checkPlacement, placeProtectionGroups, type PlacementCandidate, type SegmentPlacement } from "./placement.js";
+import { checkPlacement, placeGrowingProtectionGroup, placeProtectionGroups, type GrowthCandidate, type SegmentPlacement } from "./placement.js";
 
 const NODE_PREFIX = "nodes/";
 const VOLUME_PREFIX = "volumes/";
@@ -197,8 +197,8 @@ export class ControlPlane implements ControlPlaneApi {
       if (current.pgs.length >= API_LIMITS.maxPgsPerVolume) {
         throw new BorealisError("INVALID_ARGUMENT", `volume ${id} already has ${API_LIMITS.maxPgsPerVolume} protection groups`);
       }
-      const [segments] = placeProtectionGroups(await this.candidates(all), 1);
-      assert(segments !== undefined, "one placement for one protection group");
+      // Growth must not stop at a dead node while the volume still has write quorums (placement.ts).
+      const segments = placeGrowingProtectionGroup(await this.candidates(all, { includeDead: true }));
       const pg: PgDoc = { pgId: PgId(current.pgs.length), membershipEpoch: Epoch(1), segments };
       return { ...current, geometryEpoch: current.geometryEpoch + 1, pgs: [...current.pgs, pg] };
     });
@@ -310,14 +310,15 @@ export class ControlPlane implements ControlPlaneApi {
     }));
   }
 
-  /** Live nodes with their current load: who may receive new segments. */
-  private async candidates(docs: readonly VolumeDoc[]): Promise<PlacementCandidate[]> {
+  /** Live nodes (and, with `includeDead`, the registered dead ones) with their current load: who may receive new segments. */
+  private async candidates(docs: readonly VolumeDoc[], options: { includeDead?: boolean } = {}): Promise<GrowthCandidate[]> {
     const load = segmentCounts(docs);
     const entries = await this.kv.list(NODE_PREFIX, { limit: API_LIMITS.maxNodes });
-    const out: PlacementCandidate[] = [];
+    const out: GrowthCandidate[] = [];
     for (const { key, value } of entries) {
       const d = parseDoc<NodeDoc>(value, key);
-      if (this.isAlive(d.nodeId)) out.push({ nodeId: d.nodeId, az: d.az, load: load.get(d.nodeId) ?? 0 });
+      const alive = this.isAlive(d.nodeId);
+      if (alive || options.includeDead === true) out.push({ nodeId: d.nodeId, az: d.az, load: load.get(d.nodeId) ?? 0, alive });
     }
     return out;
   }

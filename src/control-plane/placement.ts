@@ -9,10 +9,11 @@
  *
  * Among the nodes that satisfy the rule, the least loaded (fewest segments) win, ties broken by AZ and
  * node id so the choice is deterministic and testable. A pure function: the caller supplies the live
- * nodes and their current load.
+ * nodes and their current load. A growing volume may also use nodes that are down now, within limits
+ * (`placeGrowingProtectionGroup`).
  */
 import { assert } from "../core/assert.js";
-import { BorealisError } from "../core/errors.js";
+import { BorealisError, isBorealisError } from "../core/errors.js";
 import type { Az, NodeId } from "../core/types.js";
 
 export const SEGMENTS_PER_PG = 6;
@@ -73,6 +74,52 @@ export function placeProtectionGroups(candidates: readonly PlacementCandidate[],
   }
   assert(result.length === pgCount, "placement: one placement per protection group");
   return result;
+}
+
+/** A registered node and whether it is alive now (heartbeats), for growing a volume. */
+export interface GrowthCandidate extends PlacementCandidate {
+  readonly alive: boolean;
+}
+
+/** Segments of a PG that must be on live nodes for a new PG to be writable at once (4 of 6). */
+export const LIVE_SEGMENTS_TO_GROW = 4;
+/** Added to a dead node's load so that any live node is preferred to it. */
+const DEAD_PENALTY = 1_000_000_000;
+
+/**
+ * Places one new protection group of a volume that is growing. Live nodes as for a new volume when
+ * there are enough of them. Otherwise registered nodes that are down now may receive segments too —
+ * fewest dead nodes first — provided a write quorum of the six is live: the new PG is writable at
+ * once, and a dead node opens its segment when it comes back (the writer's shipper opens a segment a
+ * node does not host and copies it what it lacks). Without this, one dead node out of six blocked
+ * growth, and with it every commit (the new PG's records hold VDL back), although every existing PG
+ * still had a write quorum.
+ */
+export function placeGrowingProtectionGroup(candidates: readonly GrowthCandidate[]): SegmentPlacement[] {
+  const live = candidates.filter((c) => c.alive).map(({ nodeId, az, load }) => ({ nodeId, az, load }));
+  try {
+    return placeProtectionGroups(live, 1)[0]!;
+  } catch (e) {
+    if (!isBorealisError(e, "PLACEMENT_IMPOSSIBLE")) throw e;
+  }
+  const penalized = candidates.map(({ nodeId, az, load, alive }) => ({ nodeId, az, load: load + (alive ? 0 : DEAD_PENALTY) }));
+  let pg: SegmentPlacement[];
+  try {
+    pg = placeProtectionGroups(penalized, 1)[0]!;
+  } catch (e) {
+    if (!isBorealisError(e, "PLACEMENT_IMPOSSIBLE")) throw e;
+    throw impossible(groupByAz(live));
+  }
+  const alive = new Set(live.map((c) => c.nodeId));
+  const liveCount = pg.filter((s) => alive.has(s.nodeId)).length;
+  if (liveCount < LIVE_SEGMENTS_TO_GROW) throw impossible(groupByAz(live));
+  return pg;
+}
+
+function groupByAz(nodes: readonly PlacementCandidate[]): Map<Az, NodeId[]> {
+  const byAz = new Map<Az, NodeId[]>();
+  for (const n of nodes) byAz.set(n.az, [...(byAz.get(n.az) ?? []), n.nodeId]);
+  return byAz;
 }
 
 /** Asserts the placement rule (invariant 12 rests on it): 6 distinct nodes, 2 in each of 3 AZs. */

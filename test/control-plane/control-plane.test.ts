@@ -105,6 +105,33 @@ test("addProtectionGroup grows the volume and bumps the geometry epoch", async (
   await assert.rejects(cp.addProtectionGroup(VolumeId("nope")), isCode("VOLUME_NOT_FOUND"));
 });
 
+// Regression (found by test/e2e/durability.test.ts): growth placed only on live nodes, so in a
+// six-node cluster one dead node made every new PG impossible and the writer's commits stalled behind
+// the new PG's records, although each existing PG still had a write quorum.
+test("addProtectionGroup still grows with an node or a whole AZ down, as long as 4 of the 6 are live", async (t) => {
+  const { cp, clock } = await open(t);
+  await registerSix(cp);
+  await cp.createVolume({ volumeId: VolumeId("v"), pgPages: 16 });
+  const beat = async (ids: number[]) => {
+    const azs = ["a", "a", "b", "b", "c", "c"];
+    for (const i of ids) await cp.heartbeat({ nodeId: NodeId(`n${i}`), az: Az(azs[i - 1]!), address: `127.0.0.1:${7100 + i}` });
+  };
+  clock.advance(3500);
+  await beat([1, 2, 3, 4, 5]); // n6 is dead
+  let v = await cp.addProtectionGroup(VolumeId("v"));
+  assert.equal(v.pgs.length, 2);
+  assert.deepEqual(v.pgs[1]!.segments.map((s) => s.nodeId), ["n1", "n2", "n3", "n4", "n5", "n6"]);
+  clock.advance(3500);
+  await beat([1, 2, 5, 6]); // a whole AZ (b) is dead
+  v = await cp.addProtectionGroup(VolumeId("v"));
+  assert.equal(v.pgs.length, 3);
+  clock.advance(3500);
+  await beat([1, 2, 5]); // three dead: a new PG would have no write quorum
+  await assert.rejects(cp.addProtectionGroup(VolumeId("v")), (e) =>
+    isBorealisError(e, "PLACEMENT_IMPOSSIBLE") && /AZ a: n1, n2; AZ c: n5/.test(e.message));
+  assert.equal((await cp.getVolume(VolumeId("v"))).pgs.length, 3);
+});
+
 test("volume epoch: compare-and-set bump; a stale expectation is CONFLICT with the current epoch", async (t) => {
   const { cp } = await open(t);
   await registerSix(cp);

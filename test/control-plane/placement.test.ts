@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { Az, NodeId } from "../../src/core/types.js";
 import { isBorealisError } from "../../src/core/errors.js";
-import { placeProtectionGroups, type PlacementCandidate } from "../../src/control-plane/placement.js";
+import { placeGrowingProtectionGroup, placeProtectionGroups, type GrowthCandidate, type PlacementCandidate } from "../../src/control-plane/placement.js";
 
 /** The naive statement of the rule: is placement possible at all for these nodes? */
 function possible(nodes: readonly PlacementCandidate[]): boolean {
@@ -82,4 +82,46 @@ test("the PLACEMENT_IMPOSSIBLE message lists what is live", () => {
   assert.throws(() => placeProtectionGroups(nodes, 1), (e) =>
     isBorealisError(e, "PLACEMENT_IMPOSSIBLE") && e.message.includes("AZ a: n1, n2; AZ b: n3"));
   assert.throws(() => placeProtectionGroups([], 1), (e) => isBorealisError(e, "PLACEMENT_IMPOSSIBLE") && e.message.includes("none"));
+});
+
+const growthArb = fc
+  .array(fc.record({ az: fc.constantFrom("a", "b", "c", "d"), load: fc.nat(20), alive: fc.boolean() }), { maxLength: 12 })
+  .map((rows) => rows.map((r, i) => ({ nodeId: NodeId(`n${i}`), az: Az(r.az), load: r.load, alive: r.alive })));
+
+test("property: growth uses live nodes when it can, else dead ones too with at least 4 of 6 live, else PLACEMENT_IMPOSSIBLE", () => {
+  fc.assert(
+    fc.property(growthArb, (nodes) => {
+      const live = nodes.filter((n) => n.alive);
+      const aliveIds = new Set(live.map((n) => n.nodeId));
+      let pg;
+      try {
+        pg = placeGrowingProtectionGroup(nodes);
+      } catch (e) {
+        assert.ok(isBorealisError(e, "PLACEMENT_IMPOSSIBLE"), String(e));
+        assert.equal(possible(live), false, "refused although the live nodes alone were placeable");
+        return;
+      }
+      assert.equal(pg.length, 6);
+      assert.equal(new Set(pg.map((s) => s.nodeId)).size, 6);
+      const perAz = new Map<string, number>();
+      for (const s of pg) perAz.set(s.az, (perAz.get(s.az) ?? 0) + 1);
+      assert.ok(perAz.size === 3 && [...perAz.values()].every((c) => c === 2));
+      const liveChosen = pg.filter((s) => aliveIds.has(s.nodeId)).length;
+      assert.ok(liveChosen >= 4, `only ${liveChosen} live segments`);
+      if (possible(live)) assert.equal(liveChosen, 6, "all live when the live nodes suffice");
+    }),
+    { numRuns: 2000 },
+  );
+});
+
+test("growth with a dead node in a six-node cluster places on all six; the least dead AZs win otherwise", () => {
+  const six: GrowthCandidate[] = ["a", "a", "b", "b", "c", "c"].map((az, i) => ({ nodeId: NodeId(`n${i + 1}`), az: Az(az), load: 3, alive: i !== 3 }));
+  assert.deepEqual(placeGrowingProtectionGroup(six).map((s) => s.nodeId), ["n1", "n2", "n3", "n4", "n5", "n6"]);
+  const withSpare: GrowthCandidate[] = [...six.slice(0, 4), { nodeId: NodeId("n5"), az: Az("c"), load: 0, alive: false },
+    { nodeId: NodeId("n6"), az: Az("c"), load: 0, alive: false }, { nodeId: NodeId("d1"), az: Az("d"), load: 9, alive: true },
+    { nodeId: NodeId("d2"), az: Az("d"), load: 9, alive: false }];
+  // AZ b has one dead node, AZ c two, AZ d one: b and d are chosen over c, dead ones only where needed.
+  assert.deepEqual(placeGrowingProtectionGroup(withSpare).map((s) => s.nodeId), ["n1", "n2", "n3", "n4", "d1", "d2"]);
+  const threeDead = six.map((n, i) => ({ ...n, alive: i < 3 }));
+  assert.throws(() => placeGrowingProtectionGroup(threeDead), (e) => isBorealisError(e, "PLACEMENT_IMPOSSIBLE"));
 });

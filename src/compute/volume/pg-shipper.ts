@@ -13,7 +13,13 @@
  *     probing ──state known──▶ ready ──error──▶ backoff ──timer──▶ probing
  *        │  ▲                    │
  *        │  └──── caught up ── catchingUp ◀── behind the outbox
- *        └─ EPOCH_NOT_ADOPTED → annul (with every recovery's annulment), SEGMENT_NOT_FOUND → open
+ *        └─ SEGMENT_NOT_FOUND → open; epochs behind this writer's, or a write refused with
+ *           EPOCH_NOT_ADOPTED → annul (with every recovery's annulment)
+ *
+ * A segment that was down during this writer's recovery comes back at an older epoch (or with the
+ * new epoch's fence but not its annulment, ARCHITECTURE D7). `getSegmentState` answers it at any
+ * newer epoch, so the probe itself must notice and make it adopt this writer's epoch; otherwise the
+ * segment never takes a write again and the PG runs on fewer copies for good.
  *
  * A segment that answers STALE_VOLUME_EPOCH has seen a newer writer: this writer is fenced
  * (invariant 8) and stops.
@@ -74,6 +80,12 @@ class Member {
   failures = 0;
   timer: Timer | undefined;
   lastError: string | undefined;
+  /**
+   * A write was refused with EPOCH_NOT_ADOPTED: the next probe sends `annul` whatever the segment's
+   * state says (its fence may already be at this epoch while the annulment is missing). Cleared by
+   * the next acknowledged write.
+   */
+  mustAdopt = false;
 
   constructor(readonly nodeId: NodeId, readonly client: StorageClient) {}
 }
@@ -145,9 +157,11 @@ export class PgShipper {
   }
 
   /** Something is wrong with a segment (a read found it behind its epoch): probe it again. */
-  reprobe(nodeId: NodeId): void {
+  reprobe(nodeId: NodeId, epochNotAdopted = false): void {
     const m = this.members.find((x) => x.nodeId === nodeId);
-    if (m !== undefined && m.state === "ready") this.probe(m);
+    if (m === undefined) return;
+    if (epochNotAdopted) m.mustAdopt = true;
+    if (m.state === "ready") this.probe(m);
   }
 
   /** Appends records of this PG, in LSN order, continuing its chain. */
@@ -227,6 +241,7 @@ export class PgShipper {
       (ack) => {
         m.inFlight--;
         m.failures = 0;
+        m.mustAdopt = false;
         this.onScl(m, ack.scl);
         this.pump(m);
       },
@@ -276,7 +291,16 @@ export class PgShipper {
       this.host.onFenced(error);
       return;
     }
-    if (what === "write" && (error.code === "EPOCH_NOT_ADOPTED" || error.code === "SEGMENT_NOT_FOUND")) {
+    if (error.code === "EPOCH_NOT_ADOPTED") {
+      // Annul first; if an annulment already failed to cure it (a conflict it does not cover), back
+      // off rather than spin between probe and refused write.
+      const again = m.mustAdopt;
+      m.mustAdopt = true;
+      if (again || what === "probe") this.backoff(m);
+      else this.probe(m);
+      return;
+    }
+    if (what === "write" && error.code === "SEGMENT_NOT_FOUND") {
       this.probe(m);
       return;
     }
@@ -310,6 +334,11 @@ export class PgShipper {
       let state;
       try {
         state = (await m.client.request({ type: "getSegmentState", key: this.key, epochs })).state;
+        // The segment answers state requests at any newer epoch; writes at this one it refuses until
+        // it has adopted it, annulments included (a segment that was down during the recovery).
+        if (m.mustAdopt || state.epochs.volumeEpoch < epochs.volumeEpoch || state.epochs.membershipEpoch < epochs.membershipEpoch) {
+          state = await this.adopt(m, epochs);
+        }
       } catch (e) {
         if (isBorealisError(e, "SEGMENT_NOT_FOUND")) {
           await m.client.request({ type: "openSegment", geometry: this.geometry, epochs });
@@ -328,7 +357,8 @@ export class PgShipper {
         m.scl = state.scl;
       }
       m.sentThrough = state.scl;
-      m.failures = 0;
+      // After a refusal the adoption is only proven by an acknowledged write: keep the backoff growing.
+      if (!m.mustAdopt) m.failures = 0;
       m.state = "ready";
       this.onScl(m, state.scl);
       this.pump(m);

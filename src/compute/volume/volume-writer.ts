@@ -208,7 +208,7 @@ export class VolumeWriter implements VolumeIO {
           if (isBorealisError(e, "READ_POINT_ABOVE_SCL") && typeof e.details.scl === "number") {
             shipper.noteScl(m.nodeId, e.details.scl as Lsn);
           } else if (isBorealisError(e, "EPOCH_NOT_ADOPTED") || isBorealisError(e, "SEGMENT_NOT_FOUND")) {
-            shipper.reprobe(m.nodeId);
+            shipper.reprobe(m.nodeId, isBorealisError(e, "EPOCH_NOT_ADOPTED"));
           } else if (isBorealisError(e, "STALE_VOLUME_EPOCH")) {
             this.fence(e);
             throw e;

@@ -5,6 +5,7 @@
  * serves against the synthetic volume's model — through the writer, and segment by segment.
  */
 import assert from "node:assert/strict";
+import type { TestContext } from "node:test";
 import { createWriteStream } from "node:fs";
 import * as path from "node:path";
 import { isBorealisError } from "../../src/core/errors.js";
@@ -22,6 +23,18 @@ import type { EncodedRecord } from "../../src/wire/record.js";
 
 export const PG_PAGES = 8;
 export const PG_COUNT = 3;
+
+/**
+ * A cluster of six storage nodes (no writer), destroyed after the test; its directory (process logs,
+ * the test client's logs) is kept, and printed, when BOREALIS_KEEP_CLUSTER=1.
+ */
+export async function startCluster(t: TestContext): Promise<ProcessCluster> {
+  const cluster = await ProcessCluster.start({ writer: false });
+  const keep = process.env["BOREALIS_KEEP_CLUSTER"] === "1";
+  if (keep) t.diagnostic(`cluster directory (kept): ${cluster.dir}`);
+  t.after(() => cluster.destroy({ keepDir: keep }));
+  return cluster;
+}
 
 /** An env whose log goes to a file beside the cluster's process logs (read it when a test fails). */
 export function testEnv(cluster: ProcessCluster, name: string): Env {

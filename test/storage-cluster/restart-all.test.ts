@@ -19,12 +19,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Lsn, type Epochs } from "../../src/core/types.js";
-import { ProcessCluster } from "../../src/testing/process-cluster.js";
+import type { ProcessCluster } from "../../src/testing/process-cluster.js";
 import { Prng, SyntheticVolume, seedFromEnv } from "../../src/testing/synthetic-volume.js";
 import type { Volume } from "../../src/control-plane/api.js";
 import type { Env } from "../../src/env/env.js";
 import {
-  CommitStream, PG_COUNT, PG_PAGES, checkPagesThroughWriter, checkSegmentsDirectly, createVolume, describe, directClient,
+  CommitStream, startCluster, PG_COUNT, PG_PAGES, checkPagesThroughWriter, checkSegmentsDirectly, createVolume, describe, directClient,
   openWriter, pickReadPoints, readAllRecords, sameRecord, sleep, waitFor, type TestWriter,
 } from "./helpers.js";
 
@@ -36,8 +36,7 @@ test("restart every storage node (kill -9, then SIGTERM): every acknowledged rec
   console.log(`[restart-all] seed ${seed}`);
   const rng = new Prng(seed ^ 0x85ebca6b);
   const started = performance.now();
-  const cluster = await ProcessCluster.start({ writer: false });
-  t.after(() => cluster.destroy());
+  const cluster = await startCluster(t);
   const volumeId = "restart-all";
   await createVolume(cluster, volumeId);
   const writers: TestWriter[] = [];
@@ -57,7 +56,7 @@ test("restart every storage node (kill -9, then SIGTERM): every acknowledged rec
     // Stream until enough is acknowledged, then take every node down while commits are in flight.
     const stream = new CommitStream(w.vw, model, 16);
     stream.start();
-    const target = stream.acked + 300 + rng.int(200);
+    const target = stream.acked + 200 + rng.int(150);
     await waitFor(() => stream.acked >= target, PHASE_MS, () => `${target} commits acknowledged (${stream.acked}; ${describe(w.vw)})`);
     readPoints.push(stream.maxAcked);
     t.diagnostic(`round ${round}: ${how} all six nodes with ${stream.outstanding} commits outstanding (${describe(w.vw)})`);

@@ -64,8 +64,9 @@ export async function waitFor(what: string, cond: () => boolean | Promise<boolea
 
 /**
  * What a client may conclude from a commit's answer. "failed" only when the server said the
- * transaction did not commit: an SQLite error (the transaction was rolled back) or a refusal before
- * commit (LAL back-pressure, a writer that stopped committing). Anything else — COMMIT_OUTCOME_UNKNOWN,
+ * transaction did not commit — an SQLite error (the transaction was rolled back) or a refusal before
+ * commit (LAL back-pressure, a writer that stopped committing) — or when the request could not even
+ * connect (so it was never sent, and an open transaction died with the old writer). Anything else — COMMIT_OUTCOME_UNKNOWN,
  * a timeout, a dropped connection, a writer that died mid-request — is "unknown": the row may or may
  * not be there, but if it is, all of its transaction must be.
  */
@@ -75,11 +76,22 @@ const REFUSED_BEFORE_COMMIT = new Set(["BACKPRESSURE", "WRITER_FENCED"]);
 
 export function outcomeOf(e: unknown): Exclude<Outcome, "acked"> {
   if (e instanceof LibsqlError && (e.code.startsWith("SQLITE_") || REFUSED_BEFORE_COMMIT.has(e.code))) return "failed";
+  // No connection (the writer is restarting): the request was never sent. A reused connection that
+  // breaks mid-request reports a reset or a closed socket instead, which stays "unknown".
+  if (connectionRefused(e)) return "failed";
   return "unknown";
+}
+
+function connectionRefused(e: unknown): boolean {
+  for (let x: unknown = e, depth = 0; x instanceof Error && depth < 5; x = x.cause, depth++) {
+    if ((x as { code?: unknown }).code === "ECONNREFUSED") return true;
+  }
+  return false;
 }
 
 export function errorCode(e: unknown): string {
   if (e instanceof LibsqlError) return e.code;
+  if (connectionRefused(e)) return "ECONNREFUSED";
   return e instanceof Error ? `${e.name}: ${e.message}` : String(e);
 }
 

@@ -16,6 +16,7 @@ import { consoleLogger, realEnv } from "../../src/env/real.js";
 import { NodePool } from "../../src/compute/volume/node-pool.js";
 import { recoverVolume, type RecoveredVolume } from "../../src/compute/volume/recovery.js";
 import { VolumeWriter } from "../../src/compute/volume/volume-writer.js";
+import type { PgShipperOptions } from "../../src/compute/volume/pg-shipper.js";
 import { ProcessCluster, type StorageProcess } from "../../src/testing/process-cluster.js";
 import type { SyntheticVolume } from "../../src/testing/synthetic-volume.js";
 import { StorageClient } from "../../src/wire/storage-client.js";
@@ -64,7 +65,7 @@ export interface TestWriter {
 }
 
 /** What a (re)starting writer does before it serves: recover (invariant 8), then start the volume client. */
-export async function openWriter(cluster: ProcessCluster, volumeId: string, name: string): Promise<TestWriter> {
+export async function openWriter(cluster: ProcessCluster, volumeId: string, name: string, shipper?: PgShipperOptions): Promise<TestWriter> {
   const env = testEnv(cluster, name);
   const pool = new NodePool(env, { senderId: name });
   try {
@@ -74,6 +75,7 @@ export async function openWriter(cluster: ProcessCluster, volumeId: string, name
       annulments: recovered.annulments, trackerStart: recovered.trackerStart,
       // Commits wait out a lost write quorum in these tests; they must not time out meanwhile.
       commitTimeoutMs: 300_000, readTimeoutMs: 30_000,
+      ...(shipper !== undefined ? { shipper } : {}),
     });
     return { recovered, vw, env, close: () => { vw.close(); pool.close(); } };
   } catch (e) {

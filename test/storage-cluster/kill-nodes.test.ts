@@ -44,7 +44,9 @@ test("kill -9 storage nodes mid-stream: 2 down keeps committing, 3 down stops, r
   const cluster = await startCluster(t);
   const volumeId = "kill-nodes";
   await createVolume(cluster, volumeId);
-  const w1 = await openWriter(cluster, volumeId, "writer-1");
+  // A small outbox: the writer keeps only about 64 KiB of records for lagging segments, so restarted
+  // nodes catch up by copying from a peer (readRecords → writeBatch), not from the writer's memory.
+  const w1 = await openWriter(cluster, volumeId, "writer-1", { maxOutboxBytes: 64 * 1024 });
   let w1Open = true;
   t.after(() => { if (w1Open) w1.close(); });
   const model = new SyntheticVolume({ seed, pgPages: PG_PAGES, pgCount: PG_COUNT, pageSize: w1.vw.pageSize }, w1.recovered.lsnState);

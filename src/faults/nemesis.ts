@@ -84,12 +84,14 @@ export class Nemesis {
   async run(deadline: number, stopped: () => boolean): Promise<void> {
     if (this.o.faults.length === 0) return;
     const { rand } = this.o;
+    // Every chosen fault once (in a random order) before random picks: short runs still see each one.
+    const firstRound = rand.sample(this.o.faults, this.o.faults.length);
     while (!stopped()) {
       const quiet = between(rand, this.o.intervalMs);
       if (performance.now() + quiet >= deadline) break;
       await sleep(quiet);
       if (stopped()) break;
-      const kind = rand.pick(this.o.faults);
+      const kind = firstRound.shift() ?? rand.pick(this.o.faults);
       try {
         await this.episode(kind, Math.min(between(rand, this.o.holdMs), Math.max(0, deadline - performance.now())));
       } catch (e) {
@@ -324,7 +326,10 @@ export class Nemesis {
   private async detectionEvidence(n: ClusterProcess, from: number): Promise<string[]> {
     try {
       const text = (await readFile(n.logFile)).subarray(from).toString("utf8");
-      return text.split("\n").filter((l) => /corrupt|checksum|CORRUPT_DATA|torn/i.test(l)).slice(0, 5).map((l) => l.slice(0, 300));
+      // The node's own words for it: hot-log replay events, a store value failing its checksum, a
+      // segment's metadata unreadable, or the replay report counting corrupt entries.
+      const signs = /CORRUPT_DATA|hot-log-corrupt|hot-log-invalid|hot-log-torn|metadata-corrupt|checksum mismatch|"corruptEntries":[1-9]/;
+      return text.split("\n").filter((l) => signs.test(l)).slice(0, 5).map((l) => l.slice(0, 300));
     } catch {
       return [];
     }

@@ -32,8 +32,11 @@ export type Toxic =
   | { readonly kind: "bandwidth"; readonly bytesPerSecond: number; readonly direction?: Direction };
 
 export interface FaultProxyOptions {
-  /** The real server. */
-  readonly target: { readonly host: string; readonly port: number };
+  /**
+   * The real server; may be set later (`setTarget`), so a proxy can hold its port before the server's
+   * port is chosen. Connections accepted without a target are closed.
+   */
+  readonly target?: { readonly host: string; readonly port: number };
   /** Loopback port to listen on; 0 (default) picks a free one. */
   readonly port?: number;
   readonly maxConnections?: number;
@@ -118,9 +121,11 @@ export class FaultProxy {
   private bytesDown = 0;
   private bytesDropped = 0;
   private readonly random: () => number;
+  private target: { readonly host: string; readonly port: number } | undefined;
 
   private constructor(private readonly server: net.Server, readonly port: number, private readonly options: FaultProxyOptions) {
     this.random = options.random ?? Math.random;
+    this.target = options.target;
     server.on("connection", (socket) => this.accept(socket));
   }
 
@@ -139,6 +144,10 @@ export class FaultProxy {
 
   get address(): string {
     return `127.0.0.1:${this.port}`;
+  }
+
+  setTarget(target: { readonly host: string; readonly port: number }): void {
+    this.target = target;
   }
 
   get current(): readonly Toxic[] {
@@ -177,8 +186,12 @@ export class FaultProxy {
 
   private accept(client: net.Socket): void {
     this.accepted++;
+    if (this.target === undefined) {
+      client.destroy();
+      return;
+    }
     client.setNoDelay(true);
-    const upstream = net.connect({ host: this.options.target.host, port: this.options.target.port, noDelay: true });
+    const upstream = net.connect({ host: this.target.host, port: this.target.port, noDelay: true });
     const conn: Conn = { client, upstream, up: new Pump(upstream, client), down: new Pump(client, upstream), tainted: false };
     this.conns.add(conn);
     const onError = (): void => this.drop(conn, true);

@@ -54,7 +54,8 @@ export interface RunResult {
   readonly seed: number;
   readonly durationS: number;
   readonly elapsedMs: number;
-  /** Passed: the checker found nothing, the final reads and the integrity check succeeded, no nemesis problem. */
+  /** Passed: the checker found nothing, the final reads and the integrity check succeeded, every
+   *  segment caught up after the heal, no nemesis problem. */
   readonly valid: boolean;
   readonly checker: { valid: boolean | "unknown"; anomalyTypes: readonly string[] };
   readonly ops: Record<string, { ok: number; fail: number; info: number }>;
@@ -100,17 +101,20 @@ export async function runOne(cfg: RunConfig): Promise<RunResult> {
   const problems: { kind: string; message: string }[] = [];
 
   try {
+    // The proxies take their ports before the cluster chooses its port range, so neither can take
+    // the other's; each learns its node's port when the node starts.
+    if (needsProxies) {
+      for (let i = 1; i <= 6; i++) proxies.set(`n${i}`, await FaultProxy.start({ random: rng(cfg.seed * 7 + i).next }));
+    }
     cluster = await ProcessCluster.start({
       pgPages: cfg.pgPages ?? 32,
       cacheMb: 32,
       commitTimeoutMs: 10_000,
       ...(needsProxies ? {
-        advertise: async (n) => {
-          let p = proxies.get(n.name);
-          if (p === undefined) {
-            p = await FaultProxy.start({ target: { host: "127.0.0.1", port: n.port }, random: rng(cfg.seed ^ n.port).next });
-            proxies.set(n.name, p);
-          }
+        advertise: (n) => {
+          const p = proxies.get(n.name);
+          if (p === undefined) throw new Error(`no fault proxy for ${n.name}`);
+          p.setTarget({ host: "127.0.0.1", port: n.port });
           return p.address;
         },
       } : {}),
@@ -179,7 +183,7 @@ export async function runOne(cfg: RunConfig): Promise<RunResult> {
     segmentsConverged = await waitForConvergence(cluster, quick ? 15_000 : 30_000);
     log(`${name}: final reads ${finalReadsOk ? "ok" : "FAILED"}, integrity_check ${integrityCheck}, segments ${segmentsConverged.converged ? "converged" : "NOT converged"} (${segmentsConverged.ms} ms)`);
   } catch (e) {
-    error = errorText(e);
+    error = e instanceof Error ? e.message.slice(0, 4000) : String(e);
     log(`${name}: run error: ${error}`);
   } finally {
     history.closeOutstanding("run aborted");
@@ -201,6 +205,10 @@ export async function runOne(cfg: RunConfig): Promise<RunResult> {
   }
   const byKind: Record<string, number> = {};
   for (const ep of nemesis?.episodes ?? []) byKind[ep.kind] = (byKind[ep.kind] ?? 0) + 1;
+  // Test plan §6: after the heal every segment is complete again (the writer catches lagging ones up).
+  if (cluster !== undefined && error === undefined && !segmentsConverged.converged) {
+    problems.push({ kind: "segments-not-converged", message: `segments still behind after ${segmentsConverged.ms} ms: ${segmentsConverged.detail ?? ""}` });
+  }
   const valid = check.valid === true && error === undefined && finalReadsOk && integrityCheck === "ok" && problems.length === 0;
   const result: RunResult = {
     name, workload: cfg.workload, faults: cfg.faults, seed: cfg.seed, durationS: cfg.durationS,

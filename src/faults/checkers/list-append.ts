@@ -188,18 +188,20 @@ export function checkListAppend(ops: readonly Op[], options: ListAppendOptions =
   }
 
   // ---- lost update: committed transactions that read the same version of a key and both appended to it
-  for (const k of readsByKey.keys()) {
-    const byVersion = new Map<string, T[]>();
-    for (const t of okTxns) {
-      const read = externalReads.get(t)!.get(k);
-      if (read === undefined || !appendsTo.get(t)!.has(k)) continue;
-      const version = read.length === 0 ? "[]" : String(read[read.length - 1]);
-      const list = byVersion.get(version) ?? [];
+  const readModifyWrites = new Map<string, T[]>(); // "key version" → committed txns that read it, then appended
+  for (const t of okTxns) {
+    for (const [k, read] of externalReads.get(t)!) {
+      if (!appendsTo.get(t)!.has(k)) continue;
+      const version = `${k} ${read.length === 0 ? "[]" : String(read[read.length - 1])}`;
+      const list = readModifyWrites.get(version) ?? [];
       list.push(t);
-      byVersion.set(version, list);
+      readModifyWrites.set(version, list);
     }
-    for (const [version, ts] of byVersion) {
-      if (ts.length > 1) report("lost-update", ts.map(idx), `${ts.length} committed transactions read key ${k} at version ${version} and each appended to it`);
+  }
+  for (const [version, ts] of readModifyWrites) {
+    if (ts.length > 1) {
+      const [k, v] = version.split(" ");
+      report("lost-update", ts.map(idx), `${ts.length} committed transactions read key ${k} at version ${v} and each appended to it`);
     }
   }
 

@@ -1,5 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import * as http from "node:http";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
@@ -63,7 +64,22 @@ async function cluster(t: { after: (fn: () => Promise<void>) => void }) {
       segmentsOf.set(s.nodeId, list);
     }
   }
-  return { env, url: server.url };
+  return { env, url: server.url, cp };
+}
+
+/** A stand-in writer endpoint: answers GET /health as `answer` says (or never, for "hang"). */
+async function fakeWriter(t: { after: (fn: () => Promise<void>) => void }, answer: { status: number; body: unknown } | "hang"): Promise<string> {
+  const server = http.createServer((req, res) => {
+    if (answer === "hang") return; // accepts, never answers
+    res.writeHead(req.url === "/health" ? answer.status : 404, { "content-type": "application/json" });
+    res.end(JSON.stringify(answer.body));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  t.after(async () => {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+  return `http://127.0.0.1:${(server.address() as { port: number }).port}`;
 }
 
 test("status collects the control plane's view and each node's own, and renders aligned tables", async (t) => {
@@ -104,4 +120,45 @@ test("borealis status --json prints one JSON document; the table form exits 0 to
   assert.equal(human.code, 0, human.stderr);
   assert.match(human.stdout, /Volume orders-db:/);
   assert.equal(human.stderr, "");
+});
+
+test("status asks each volume's writer for its VCL, VDL and epoch, and says when it cannot", async (t) => {
+  const { env, url, cp } = await cluster(t);
+  const ok = await fakeWriter(t, { status: 200, body: { status: "ok", role: "writer", epoch: 2, vcl: 57, vdl: 55, waitingCommits: 3, fenced: null, commitsStopped: null } });
+  await cp.setWriter({ volumeId: VolumeId("orders-db"), endpoint: ok, epoch: Epoch(2) });
+  const volumes: [string, string][] = [
+    ["stopped-db", await fakeWriter(t, { status: 503, body: { status: "unavailable", epoch: 2, vcl: 9, vdl: 9, waitingCommits: 0, fenced: null, commitsStopped: "volume refused the MTR" } })],
+    ["gone-db", `http://127.0.0.1:${await freePort()}`],
+    ["stuck-db", await fakeWriter(t, "hang")],
+  ];
+  for (const [id, endpoint] of volumes) {
+    await cp.createVolume({ volumeId: VolumeId(id), pgPages: 16 });
+    await cp.bumpVolumeEpoch(VolumeId(id), Epoch(1));
+    await cp.setWriter({ volumeId: VolumeId(id), endpoint, epoch: Epoch(2) });
+  }
+
+  const started = Date.now();
+  const report = await collectStatus(env, url, 800);
+  assert.ok(Date.now() - started < 5000, "a writer that never answers does not hold status up");
+  const byId = new Map(report.volumes.map((v) => [v.volumeId as string, v.writerState]));
+  assert.deepEqual(byId.get("orders-db"), { reachable: true, endpoint: ok, status: "ok", epoch: 2, vcl: 57, vdl: 55, waitingCommits: 3, problem: null });
+  assert.deepEqual(byId.get("stopped-db"), {
+    reachable: true, endpoint: volumes[0]![1], status: "unavailable", epoch: 2, vcl: 9, vdl: 9, waitingCommits: 0, problem: "volume refused the MTR",
+  });
+  assert.deepEqual(byId.get("gone-db"), { reachable: false, endpoint: volumes[1]![1], error: "ECONNREFUSED" });
+  assert.deepEqual(byId.get("stuck-db"), { reachable: false, endpoint: volumes[2]![1], error: "no answer within 800 ms" });
+
+  const text = renderStatus(report).join("\n");
+  assert.match(text, /Volume orders-db: .*writer http:\/\/127\.0\.0\.1:\d+ \(epoch 2\)\n {4}Writer says: ok, VCL 57, VDL 55, epoch 2, 3 commits waiting for durability\n/);
+  assert.match(text, /Volume stopped-db: .*\n {4}Writer says: unavailable \(volume refused the MTR\), VCL 9, VDL 9, epoch 2, 0 commits waiting/);
+  assert.match(text, /Volume gone-db: .*\n {4}Writer unreachable at http:\/\/127\.0\.0\.1:\d+: ECONNREFUSED\n/);
+  assert.match(text, /Volume stuck-db: .*\n {4}Writer unreachable at http:\/\/127\.0\.0\.1:\d+: no answer within 800 ms\n/);
+
+  const r = await runCli(["status", "--json", "--control-plane", url, "--timeout-ms", "800"]);
+  assert.equal(r.code, 0, r.stderr);
+  const json = JSON.parse(r.stdout) as StatusReport;
+  const orders = json.volumes.find((v) => v.volumeId === "orders-db")!;
+  assert.equal(orders.writerState?.reachable, true);
+  assert.deepEqual(orders.writerState?.reachable === true ? [orders.writerState.vcl, orders.writerState.vdl, orders.writerState.epoch] : null, [57, 55, 2]);
+  assert.equal(json.volumes.find((v) => v.volumeId === "gone-db")!.writerState?.reachable, false);
 });

@@ -19,6 +19,8 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import type { Client } from "@libsql/client";
 import { ProcessCluster, type StorageProcess } from "../../src/testing/process-cluster.js";
+import { realEnv, silentLogger } from "../../src/env/real.js";
+import { collectStatus, renderStatus } from "../../src/cli/commands/status.js";
 import { Rng, WriteLoad, assertHealthy, boundedClient, seedFromEnv, writerHealth } from "./helpers.js";
 
 const WORKERS = 4;
@@ -62,10 +64,10 @@ test("kill -9 two storage nodes (different AZs) under a write load: no acknowled
   t.diagnostic(`seed ${seed}: killing ${victims.map((n) => `${n.name} (AZ ${n.az})`).join(" and ")}`);
   await withLogs(async () => {
     load.start();
-    await load.progress(60, 30_000);
+    await load.progress(40, 30_000);
     await Promise.all(victims.map((n) => cluster.kill(n)));
     // Four segments of every PG remain: a write quorum, so commits keep being acknowledged.
-    await load.progress(150, 60_000);
+    await load.progress(100, 60_000);
     await load.stop();
     t.diagnostic(`load with two nodes down: ${load.summary()}`);
     const { present } = await load.verify(db);
@@ -75,7 +77,7 @@ test("kill -9 two storage nodes (different AZs) under a write load: no acknowled
     // The nodes come back (same data directories) and the shippers bring them up to date.
     await Promise.all(victims.map((n) => cluster.startNode(n.name)));
     load.start();
-    await load.progress(60, 60_000);
+    await load.progress(40, 60_000);
     await load.stop();
     await load.verify(db);
     await assertHealthy(cluster, db);
@@ -88,9 +90,9 @@ test("kill -9 both nodes of one AZ under load, then the writer: recovery from 4 
   t.diagnostic(`seed ${seed}: killing AZ ${az} (${victims.map((n) => n.name).join(", ")})`);
   await withLogs(async () => {
     load.start();
-    await load.progress(40, 30_000);
+    await load.progress(30, 30_000);
     await Promise.all(victims.map((n) => cluster.kill(n)));
-    await load.progress(120, 60_000);
+    await load.progress(80, 60_000);
 
     // The writer dies mid-load with the AZ still down; its replacement recovers from the four
     // remaining segments of each PG (write quorum for the new epoch, read quorum for VDL).
@@ -99,7 +101,7 @@ test("kill -9 both nodes of one AZ under load, then the writer: recovery from 4 
     const started = (await writerHealth(cluster)).body as unknown as { startup: unknown; recovery: unknown };
     t.diagnostic(`writer restart with AZ ${az} down: ${restartMs.toFixed(0)} ms to serve; startup ${JSON.stringify(started.startup)}; ` +
       `recovery ${JSON.stringify(started.recovery)}`);
-    await load.progress(60, 60_000);
+    await load.progress(40, 60_000);
     await load.stop();
     t.diagnostic(`load: ${load.summary()}`);
     await load.verify(db);
@@ -108,7 +110,7 @@ test("kill -9 both nodes of one AZ under load, then the writer: recovery from 4 
     // The AZ returns; its segments are behind by a recovery (epoch, annulments) and by records.
     await Promise.all(victims.map((n) => cluster.startNode(n.name)));
     load.start();
-    await load.progress(60, 60_000);
+    await load.progress(40, 60_000);
     await load.stop();
     await load.verify(db);
 
@@ -121,4 +123,28 @@ test("kill -9 both nodes of one AZ under load, then the writer: recovery from 4 
     const health = await writerHealth(cluster);
     assert.equal(health.body.waitingCommits, 0);
   });
+});
+
+test("borealis status over the cluster after the faults: nodes alive, every segment's SCL, the writer's VCL and VDL", { timeout: 60_000 }, async (t) => {
+  const report = await collectStatus(realEnv({ log: silentLogger }), cluster.controlPlaneUrl, 5000);
+  for (const line of renderStatus(report).slice(0, 14)) t.diagnostic(line);
+  assert.ok(report.nodes.length === 6 && report.nodes.every((n) => n.alive && n.state.reachable), "six nodes, alive and answering");
+  const volume = report.volumes.find((v) => v.volumeId === "default")!;
+  const w = volume.writerState;
+  assert.ok(w !== null && w.reachable, `writer state: ${JSON.stringify(w)}`);
+  const health = (await writerHealth(cluster)).body;
+  assert.equal(w.status, "ok");
+  assert.equal(w.epoch, volume.volumeEpoch);
+  assert.equal(w.vdl, health.vdl, "no load: VDL is still");
+  assert.ok(w.vcl !== null && w.vdl !== null && w.vdl <= w.vcl);
+  for (const pg of volume.pgs) {
+    for (const seg of pg.segments) {
+      const node = report.nodes.find((n) => n.nodeId === seg.nodeId)!;
+      const state = node.state.reachable ? node.state.segments.find((x) => x.geometry.volumeId === volume.volumeId && x.geometry.pgId === pg.pgId) : undefined;
+      assert.ok(state !== undefined, `PG ${pg.pgId} segment on ${seg.nodeId} is hosted`);
+      assert.ok(state.scl <= w.vcl, `PG ${pg.pgId} on ${seg.nodeId}: SCL ${state.scl} ≤ VCL ${w.vcl}`);
+    }
+  }
+  const text = renderStatus(report).join("\n");
+  assert.match(text, new RegExp(`Writer says: ok, VCL ${w.vcl}, VDL ${w.vdl}, epoch ${w.epoch}`));
 });

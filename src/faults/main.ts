@@ -6,14 +6,15 @@
  *       [--duration S] [--seed N] [--concurrency N] [--timeout-ms MS] [--quick] [--matrix] [--out DIR]
  *
  * --nemesis takes a comma-separated list of kill, pause, writer, writer-pause, corrupt, partition,
- * toxics (default: all of them, mixed in one run). --matrix runs every fault alone (and none) against
+ * toxics (within tolerance; "all", the default, mixes them in one run) and az-plus-one,
+ * isolate-writer (beyond tolerance for writes; "beyond" selects both). --matrix runs every fault alone (and none) against
  * every chosen workload, one cluster per cell, and writes matrix.md. Results go to
  * faults-results/<timestamp>/<run>/ (history JSON in elle-cli's format, checker output, nemesis log,
  * process logs). Exits 1 if any run found an anomaly or failed a check.
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import * as path from "node:path";
-import { FAULT_KINDS, type FaultKind } from "./nemesis.js";
+import { BEYOND_TOLERANCE_KINDS, FAULT_KINDS, type FaultKind } from "./nemesis.js";
 import { runOne, WORKLOADS, type RunResult, type WorkloadName } from "./runner.js";
 
 interface Args {
@@ -62,8 +63,9 @@ function parseArgs(argv: readonly string[]): Args {
     return x as WorkloadName;
   });
   const n = str("nemesis") ?? "all";
-  const faults = n === "all" ? [...FAULT_KINDS] : n === "none" ? [] : n.split(",").map((x) => {
-    if (!(FAULT_KINDS as readonly string[]).includes(x)) throw new Error(`unknown fault ${x} (${FAULT_KINDS.join(", ")}, all, none)`);
+  const allKinds: readonly string[] = [...FAULT_KINDS, ...BEYOND_TOLERANCE_KINDS];
+  const faults: FaultKind[] = n === "all" ? [...FAULT_KINDS] : n === "beyond" ? [...BEYOND_TOLERANCE_KINDS] : n === "none" ? [] : n.split(",").map((x) => {
+    if (!allKinds.includes(x)) throw new Error(`unknown fault ${x} (${allKinds.join(", ")}, all, beyond, none)`);
     return x as FaultKind;
   });
   const stamp = new Date().toISOString().replace(/[:.]/g, "-");
@@ -78,8 +80,10 @@ function parseArgs(argv: readonly string[]): Args {
   };
 }
 
-const usage = `usage: npm run faults -- [--workload bank|list-append|register|all] [--nemesis ${FAULT_KINDS.join(",")}|all|none]
-                       [--duration S] [--seed N] [--concurrency N] [--timeout-ms MS] [--quick] [--matrix] [--out DIR]`;
+const usage = `usage: npm run faults -- [--workload bank|list-append|register|all] [--nemesis LIST|all|beyond|none]
+                       [--duration S] [--seed N] [--concurrency N] [--timeout-ms MS] [--quick] [--matrix] [--out DIR]
+  faults within tolerance (all): ${FAULT_KINDS.join(", ")}
+  beyond tolerance (beyond):     ${BEYOND_TOLERANCE_KINDS.join(", ")}`;
 
 function line(r: RunResult): string {
   const ops = Object.entries(r.ops).map(([f, c]) => `${f} ${c.ok}/${c.fail}/${c.info}`).join(", ");

@@ -18,6 +18,13 @@
  * - toxics:       latency with jitter (sometimes on all six nodes), 1–64-byte slices, a bandwidth
  *                 cap, or connection resets, on one or two nodes (or all six for latency).
  *
+ *
+ * Beyond tolerance (chosen explicitly, never by "all"): writes cannot reach a write quorum, so they
+ * must stall and come back as `info`, and nothing acknowledged may be lost or changed:
+ * - az-plus-one:    kill -9 both nodes of one AZ and one more (3 of 6 down; reads of durable data
+ *                   still have a read quorum); restart them.
+ * - isolate-writer: partition every node from the writer; heal.
+ *
  * Every episode is written into the history as nemesis `info` events (start and end), so a checker's
  * report can be read against what the cluster was going through. Anything that goes wrong with the
  * faults themselves (a node that cannot be restarted after a plain kill -9) is a `problem`: the run
@@ -30,10 +37,13 @@ import type { History } from "./history.js";
 import type { FaultProxy, Toxic } from "./proxy.js";
 import { errorText, sleep, type Rng } from "./workload.js";
 
+/** Within tolerance: never more than two storage nodes down, cut off or paused at once. */
 export const FAULT_KINDS = ["kill", "pause", "writer", "writer-pause", "corrupt", "partition", "toxics"] as const;
-export type FaultKind = (typeof FAULT_KINDS)[number];
+/** Beyond tolerance for writes (they must stall, never be acknowledged wrongly), never for safety. */
+export const BEYOND_TOLERANCE_KINDS = ["az-plus-one", "isolate-writer"] as const;
+export type FaultKind = (typeof FAULT_KINDS)[number] | (typeof BEYOND_TOLERANCE_KINDS)[number];
 /** Faults that need a fault proxy in front of every storage node. */
-export const NETWORK_FAULTS: readonly FaultKind[] = ["partition", "toxics"];
+export const NETWORK_FAULTS: readonly FaultKind[] = ["partition", "toxics", "isolate-writer"];
 
 export interface NemesisOptions {
   readonly cluster: ProcessCluster;
@@ -158,9 +168,12 @@ export class Nemesis {
         return;
       }
       case "writer-pause": {
-        const ep = begin(["writer"]);
+        // Sometimes longer than the clients' timeouts and the endpoint's 10 s stream expiry: clients
+        // give up (info) while their transactions sit in a frozen process that later wakes up.
+        const long = rand.next() < 0.3;
+        const ep = begin(["writer"], long ? { long } : {});
         c.pause(c.writer);
-        await sleep(holdMs);
+        await sleep(long ? holdMs * 3 + 5000 : holdMs);
         c.resume(c.writer);
         end(ep);
         return;
@@ -193,6 +206,25 @@ export class Nemesis {
         for (const n of nodes) this.proxy(n).setToxics([{ kind: "partition", direction }]);
         await sleep(holdMs);
         for (const n of nodes) this.proxy(n).clear();
+        end(ep);
+        return;
+      }
+      case "az-plus-one": {
+        const az = rand.pick([...new Set(c.nodes.map((n) => n.az))]);
+        const inAz = c.nodes.filter((n) => n.az === az);
+        const nodes = [...inAz, rand.pick(c.nodes.filter((n) => n.az !== az))];
+        const ep = begin(nodes.map((n) => n.name));
+        await Promise.all(nodes.map((n) => c.kill(n)));
+        await sleep(holdMs);
+        for (const n of nodes) await this.restartNode(n, "kill");
+        end(ep);
+        return;
+      }
+      case "isolate-writer": {
+        const ep = begin(c.nodes.map((n) => n.name), { direction: "both" });
+        for (const n of c.nodes) this.proxy(n).setToxics([{ kind: "partition" }]);
+        await sleep(holdMs);
+        for (const n of c.nodes) this.proxy(n).clear();
         end(ep);
         return;
       }

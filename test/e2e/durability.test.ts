@@ -34,6 +34,7 @@ before(async () => {
   cluster = await ProcessCluster.start({ pgPages: 16, cacheMb: 16 });
   db = boundedClient(cluster.writerUrl);
   await WriteLoad.createSchema(db, WORKERS);
+  await db.execute("CREATE TABLE growth (id INTEGER PRIMARY KEY, payload BLOB NOT NULL)");
   load = new WriteLoad(cluster.writerUrl, WORKERS);
 });
 
@@ -68,6 +69,12 @@ test("kill -9 two storage nodes (different AZs) under a write load: no acknowled
     await Promise.all(victims.map((n) => cluster.kill(n)));
     // Four segments of every PG remain: a write quorum, so commits keep being acknowledged.
     await load.progress(100, 60_000);
+    // And the volume still grows (regression: new PGs were placed only on live nodes, so with one
+    // node of six down growth was impossible and every commit stalled behind the new PG's records).
+    const pgsBefore = (await cluster.api.getVolume("default" as never)).pgs.length;
+    await db.execute({ sql: "INSERT INTO growth (id, payload) VALUES (?, zeroblob(?))", args: [1, 40 * 4096] });
+    const pgsAfter = (await cluster.api.getVolume("default" as never)).pgs.length;
+    assert.ok(pgsAfter > pgsBefore, `the volume grew from ${pgsBefore} to ${pgsAfter} protection groups with two nodes down`);
     await load.stop();
     t.diagnostic(`load with two nodes down: ${load.summary()}`);
     const { present } = await load.verify(db);
@@ -127,7 +134,7 @@ test("kill -9 both nodes of one AZ under load, then the writer: recovery from 4 
 
 test("borealis status over the cluster after the faults: nodes alive, every segment's SCL, the writer's VCL and VDL", { timeout: 60_000 }, async (t) => {
   const report = await collectStatus(realEnv({ log: silentLogger }), cluster.controlPlaneUrl, 5000);
-  for (const line of renderStatus(report).slice(0, 14)) t.diagnostic(line);
+  for (const line of renderStatus(report).slice(0, 16)) t.diagnostic(line);
   assert.ok(report.nodes.length === 6 && report.nodes.every((n) => n.alive && n.state.reachable), "six nodes, alive and answering");
   const volume = report.volumes.find((v) => v.volumeId === "default")!;
   const w = volume.writerState;

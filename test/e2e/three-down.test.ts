@@ -9,13 +9,16 @@
  * - the nodes come back: writes resume on the same writer, and the unknown commit is all there or not
  *   there at all — the same answer after a kill -9 and restart of the writer.
  *
+ * - again three down and a commit waiting, but now the writer is killed (-9) before the timeout; the
+ *   nodes and a new writer come back: recovery decides, and the commit is all there or not at all.
+ *
  * Then `PRAGMA integrity_check` is ok and the writer's `/health` is ok. Which three nodes die (a whole
  * AZ plus one more) is drawn from a printed seed (replay with BOREALIS_SEED=<seed>).
  */
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { LibsqlError, type InStatement, type ResultSet } from "@libsql/client";
-import { ProcessCluster } from "../../src/testing/process-cluster.js";
+import { ProcessCluster, type StorageProcess } from "../../src/testing/process-cluster.js";
 import { Rng, assertHealthy, boundedClient, errorCode, seedFromEnv, sleep, waitFor, writerHealth } from "./helpers.js";
 
 const COMMIT_TIMEOUT_MS = 3000;
@@ -27,6 +30,15 @@ const MARKERS = [900_001, 900_002, 900_003, 900_004, 900_005];
 
 let cluster: ProcessCluster | undefined;
 after(() => cluster?.destroy());
+const seed = seedFromEnv();
+const rng = new Rng(seed);
+
+/** A whole AZ and one more node, drawn from the seed. */
+function threeVictims(c: ProcessCluster): StorageProcess[] {
+  const az = ["a", "b", "c"][rng.int(3)]!;
+  const others = c.nodes.filter((n) => n.az !== az);
+  return [...c.nodes.filter((n) => n.az === az), others[rng.int(others.length)]!];
+}
 
 /** A client or a transaction. */
 interface Executor {
@@ -39,14 +51,12 @@ async function totals(db: Executor): Promise<{ n: number; sum: number; bytes: nu
   return { n: Number(r["n"]), sum: Number(r["s"]), bytes: Number(r["b"]) };
 }
 
-async function markersPresent(db: Executor): Promise<number> {
-  const r = await db.execute({ sql: `SELECT count(*) AS n FROM t WHERE id IN (${MARKERS.map(() => "?").join(", ")})`, args: MARKERS });
+async function markersPresent(db: Executor, markers: readonly number[] = MARKERS): Promise<number> {
+  const r = await db.execute({ sql: `SELECT count(*) AS n FROM t WHERE id IN (${markers.map(() => "?").join(", ")})`, args: [...markers] });
   return Number(r.rows[0]!["n"]);
 }
 
 test("three storage nodes down: commits are not acknowledged, reads answer; back up: writes resume, the unknown commit is all or nothing", { timeout: 180_000 }, async (t) => {
-  const seed = seedFromEnv();
-  const rng = new Rng(seed);
   cluster = await ProcessCluster.start({ pgPages: 256, cacheMb: 4, commitTimeoutMs: COMMIT_TIMEOUT_MS });
   const c = cluster;
   let phaseStart = performance.now();
@@ -70,10 +80,7 @@ test("three storage nodes down: commits are not acknowledged, reads answer; back
   phase("first read");
   assert.deepEqual(before, { n: ROWS, sum: (ROWS * (ROWS + 1)) / 2, bytes: ROWS * ROW_BYTES });
 
-  // A whole AZ and one more node.
-  const az = ["a", "b", "c"][rng.int(3)]!;
-  const others = c.nodes.filter((n) => n.az !== az);
-  const victims = [...c.nodes.filter((n) => n.az === az), others[rng.int(others.length)]!];
+  const victims = threeVictims(c);
   t.diagnostic(`seed ${seed}: killing ${victims.map((n) => `${n.name} (AZ ${n.az})`).join(", ")}`);
   const vdlBefore = (await writerHealth(c)).body.vdl;
   await Promise.all(victims.map((n) => c.kill(n)));
@@ -158,4 +165,38 @@ test("three storage nodes down: commits are not acknowledged, reads answer; back
   await db.execute({ sql: "INSERT INTO t (id, v, payload) VALUES (?, 0, x'02')", args: [700_000] });
   await assertHealthy(c, db);
   phase("checks");
+});
+
+test("three down, a commit waiting, and the writer killed -9: after recovery the commit is all there or not at all", { timeout: 120_000 }, async (t) => {
+  assert.ok(cluster !== undefined, "the first test started the cluster");
+  const c = cluster;
+  const db = boundedClient(c.writerUrl, 30_000);
+  t.after(() => db.close());
+  const markers = MARKERS.map((id) => id + 1000);
+  const victims = threeVictims(c);
+  t.diagnostic(`seed ${seed}: killing ${victims.map((n) => `${n.name} (AZ ${n.az})`).join(", ")}, then the writer`);
+  await Promise.all(victims.map((n) => c.kill(n)));
+
+  let outcome: string | undefined;
+  const commit = db.batch([
+    ...markers.map((id) => ({ sql: "INSERT INTO t (id, v, payload) VALUES (?, 0, x'00')", args: [id] })),
+    "UPDATE t SET v = v + 1000000 WHERE id = 2",
+  ], "write").then(() => { outcome = "acked"; }, (e: unknown) => { outcome = errorCode(e); });
+  await waitFor("the commit waiting for durability", async () => (await writerHealth(c)).body.waitingCommits >= 1, 10_000);
+  assert.equal(outcome, undefined, "not acknowledged while three are down");
+  await c.kill(c.writer);
+  await commit;
+  t.diagnostic(`the client saw: ${outcome}`);
+  assert.notEqual(outcome, "acked");
+
+  // Nodes first, then a new writer: recovery needs a write quorum of every PG.
+  await Promise.all(victims.map((n) => c.startNode(n.name)));
+  const restartMs = await c.startWriter();
+  const present = await markersPresent(db, markers);
+  const row2 = Number((await db.execute("SELECT v FROM t WHERE id = 2")).rows[0]!["v"]);
+  t.diagnostic(`writer back in ${restartMs.toFixed(0)} ms; the unknown commit is ${present === markers.length ? "there" : "not there"} (${present} of ${markers.length})`);
+  assert.ok(present === 0 || present === markers.length, `${present} of ${markers.length} rows of one transaction`);
+  assert.equal(row2, present === 0 ? 2 : 1_000_002, "the transaction's update goes with its inserts");
+  await db.execute({ sql: "INSERT INTO t (id, v, payload) VALUES (?, 0, x'03')", args: [700_001] });
+  await assertHealthy(c, db);
 });

@@ -13,14 +13,14 @@
  *     storage side alone, with the least client-side work.
  * A batch is one MTR of N records on random consecutive pages across three PGs (`SyntheticStream`:
  * real byte-range diffs of single-row size). `depth` batches are kept outstanding (pipelined, like
- * that many concurrent committers); depth 1 gives the unloaded round trip.
+ * that many concurrent committers); depth 1 (one batch at a time) gives the unloaded round trip.
  *
  * Flags: --quick (short runs, fewer sizes), --duration-ms, --warmup-ms, --sizes 1,16,64,256,
  * --depth 32, --no-write (print only). Results: bench/results/storage-<date>.{json,md}.
  */
 process.env["UV_THREADPOOL_SIZE"] ??= "8"; // the parallel fsync anchor runs six appenders at once
 
-import { closeSync, existsSync, fdatasyncSync, openSync, statfsSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fdatasyncSync, openSync, readFileSync, statfsSync, writeSync } from "node:fs";
 import { mkdir, mkdtemp, open, rm, writeFile } from "node:fs/promises";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -80,6 +80,15 @@ interface Row {
   readonly recordsPerFsync: number;
   /** Acknowledged batches/s ÷ the single-appender fsyncs/s. */
   readonly batchesPerFsync: number;
+  /** CPU time per acknowledged record during the measured window: the client process, and the six nodes together. */
+  readonly clientCpuUsPerRecord: number;
+  readonly nodesCpuUsPerRecord: number;
+  /**
+   * CPU the client and the six nodes used, as a share of the machine's cores over the window: well
+   * below 1 while the figures are not disk-bound means the processes were waiting for a CPU (a
+   * shared machine) — then records per CPU-second, not records per second, is the figure to compare.
+   */
+  readonly cpuShare: number;
 }
 
 async function main(): Promise<void> {
@@ -108,7 +117,7 @@ async function main(): Promise<void> {
   }
   const loadStart = os.loadavg();
   const startedAt = new Date();
-  console.log(`storage bench: ${config.sizes.join(", ")} records/batch, depth ${config.depth} (and 1), ${config.durationMs} ms per run after ${config.warmupMs} ms warm-up`);
+  console.log(`storage bench: ${config.sizes.join(", ")} records/batch, depth 1 and ${config.depth}, ${config.durationMs} ms per run after ${config.warmupMs} ms warm-up`);
 
   // The anchor first, on the filesystem the cluster will use, while nothing else of ours runs.
   const anchor = await measureFsync(config.fsyncMs);
@@ -120,8 +129,7 @@ async function main(): Promise<void> {
     const env = realEnv({ log: silentLogger });
     const runs: { client: Row["client"]; size: number; depth: number }[] = [];
     for (const client of ["volume-writer", "storage-client"] as const) {
-      runs.push({ client, size: 1, depth: 1 });
-      for (const size of config.sizes) runs.push({ client, size, depth: config.depth });
+      for (const depth of [1, config.depth]) for (const size of config.sizes) runs.push({ client, size, depth });
     }
     for (const client of ["volume-writer", "storage-client"] as const) {
       const volumeId = `bench-${client}`;
@@ -131,9 +139,10 @@ async function main(): Promise<void> {
         const recovered = await recoverVolume({ env, controlPlane: cluster.api, pool, volumeId: VolumeId(volumeId) });
         const stream = new SyntheticStream({ seed: 42, pgPages: PG_PAGES, pgCount: PG_COUNT, pageSize: recovered.volume.pageSize }, recovered.lsnState);
         const sink = client === "volume-writer" ? writerSink(env, pool, cluster, recovered) : await directSink(pool, recovered);
+        const nodePids = cluster.nodes.map((n) => n.pid).filter((p): p is number => p !== null);
         try {
           for (const run of runs.filter((r) => r.client === client)) {
-            const row = await measure(client, sink, stream, run.size, run.depth, config, anchor);
+            const row = await measure(client, sink, stream, run.size, run.depth, config, anchor, nodePids);
             rows.push(row);
             console.log(formatRow(row));
           }
@@ -320,7 +329,7 @@ async function directSink(pool: NodePool, recovered: RecoveredVolume): Promise<S
   };
 }
 
-async function measure(client: Row["client"], sink: Sink, stream: SyntheticStream, size: number, depth: number, config: Config, anchor: FsyncAnchor): Promise<Row> {
+async function measure(client: Row["client"], sink: Sink, stream: SyntheticStream, size: number, depth: number, config: Config, anchor: FsyncAnchor, nodePids: readonly number[]): Promise<Row> {
   let outstanding = 0;
   let measuring = false;
   let running = true;
@@ -359,9 +368,13 @@ async function measure(client: Row["client"], sink: Sink, stream: SyntheticStrea
   await sleep(config.warmupMs);
   measuring = true;
   const t0 = performance.now();
+  const clientCpu0 = process.cpuUsage();
+  const nodesCpu0 = cpuMsOf(nodePids);
   await sleep(config.durationMs);
   measuring = false;
   const seconds = (performance.now() - t0) / 1000;
+  const clientCpuUs = (() => { const d = process.cpuUsage(clientCpu0); return d.user + d.system; })();
+  const nodesCpuUs = (cpuMsOf(nodePids) - nodesCpu0) * 1000;
   running = false;
   wake?.();
   await loop;
@@ -378,6 +391,9 @@ async function measure(client: Row["client"], sink: Sink, stream: SyntheticStrea
     bytesPerRecord: sent > 0 ? (sink.bytes() - bytes0) / sent : NaN,
     recordsPerFsync: records / seconds / anchor.single.perSec,
     batchesPerFsync: batches / seconds / anchor.single.perSec,
+    clientCpuUsPerRecord: records > 0 ? clientCpuUs / records : NaN,
+    nodesCpuUsPerRecord: records > 0 ? nodesCpuUs / records : NaN,
+    cpuShare: (clientCpuUs + nodesCpuUs) / 1e6 / seconds / os.cpus().length,
   };
 }
 
@@ -394,6 +410,22 @@ async function createVolume(cluster: ProcessCluster, volumeId: string): Promise<
       await sleep(Math.min(500, 25 * 2 ** Math.min(attempt, 5)));
     }
   }
+}
+
+/** User + system CPU milliseconds of these processes so far (/proc/PID/stat, in clock ticks of 10 ms). */
+function cpuMsOf(pids: readonly number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const text = readFileSync(`/proc/${pid}/stat`, "utf8");
+      // Fields after the command name (which may contain spaces): state is field 3, utime/stime 14/15.
+      const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // A process that is gone counts nothing (it would fail the run anyway).
+    }
+  }
+  return ticks * 10;
 }
 
 /** The checkout this file was compiled from (dist/bench/… or any other outDir): the nearest package.json up. */
@@ -418,14 +450,16 @@ function sleep(ms: number): Promise<void> {
 function formatRow(r: Row): string {
   return `${r.client.padEnd(14)} ${String(r.recordsPerBatch).padStart(4)} rec/batch depth ${String(r.depth).padStart(2)}: ` +
     `${r.recordsPerSec.toFixed(0).padStart(7)} records/s ${r.batchesPerSec.toFixed(0).padStart(6)} batches/s ` +
-    `p50 ${r.p50Ms.toFixed(2)} ms p99 ${r.p99Ms.toFixed(2)} ms (${r.recordsPerFsync.toFixed(2)} records per raw fsync)`;
+    `p50 ${r.p50Ms.toFixed(2)} ms p99 ${r.p99Ms.toFixed(2)} ms (${r.recordsPerFsync.toFixed(2)} records per raw fsync; ` +
+    `CPU ${r.clientCpuUsPerRecord.toFixed(0)} + ${r.nodesCpuUsPerRecord.toFixed(0)} µs/record, share ${(100 * r.cpuShare).toFixed(0)} %)`;
 }
 
 function table(rows: readonly Row[]): string {
-  const head = ["client", "records/batch", "depth", "acked records/s", "acked batches/s", "p50 ms", "p99 ms", "B/record", "records/s ÷ fsync/s", "batches/s ÷ fsync/s"];
+  const head = ["client", "records/batch", "depth", "acked records/s", "acked batches/s", "p50 ms", "p99 ms", "B/record", "records/s ÷ fsync/s", "batches/s ÷ fsync/s", "CPU µs/record client + nodes", "CPU share"];
   const lines = rows.map((r) => [
     r.client, String(r.recordsPerBatch), String(r.depth), r.recordsPerSec.toFixed(0), r.batchesPerSec.toFixed(0),
     r.p50Ms.toFixed(2), r.p99Ms.toFixed(2), r.bytesPerRecord.toFixed(0), r.recordsPerFsync.toFixed(2), r.batchesPerFsync.toFixed(2),
+    `${r.clientCpuUsPerRecord.toFixed(0)} + ${r.nodesCpuUsPerRecord.toFixed(0)}`, `${(100 * r.cpuShare).toFixed(0)} %`,
   ]);
   return [`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`, ...lines.map((l) => `| ${l.join(" | ")} |`)].join("\n");
 }
@@ -438,7 +472,7 @@ function markdown(report: {
   const best = (client: Row["client"]) => rows.filter((r) => r.client === client).sort((a, b) => b.recordsPerSec - a.recordsPerSec)[0];
   const bw = best("volume-writer");
   const bd = best("storage-client");
-  const single = rows.find((r) => r.client === "volume-writer" && r.depth === 1);
+  const single = rows.find((r) => r.client === "volume-writer" && r.depth === 1 && r.recordsPerBatch === 1);
   return `# Storage benchmark — ${report.startedAt}
 
 \`npm run bench:storage${c.quick ? " -- --quick" : ""}\` (\`bench/storage-bench.ts\`). One client process against six local storage-node
@@ -466,7 +500,7 @@ ${table(rows)}
 ${bw !== undefined ? `- Best with the production client: **${bw.recordsPerSec.toFixed(0)} acknowledged records/s** at ${bw.recordsPerBatch} records/batch (${bw.batchesPerSec.toFixed(0)} batches/s), ${bw.recordsPerFsync.toFixed(1)}× the raw single-appender fsync rate: every acknowledged batch costs at least one fsync on four nodes, so anything above 1× is group commit (one hot-log fdatasync covers every batch that arrived meanwhile, across segments).` : ""}
 ${bd !== undefined ? `- Straight through StorageClient: ${bd.recordsPerSec.toFixed(0)} records/s at ${bd.recordsPerBatch} records/batch; the difference to the production client is the writer side (tracker, shipper, waiters) and is what it costs.` : ""}
 ${single !== undefined ? `- One batch at a time (depth 1, 1 record): p50 ${single.p50Ms.toFixed(2)} ms, p99 ${single.p99Ms.toFixed(2)} ms per acknowledgement — the floor of a commit's latency, against ${f.single.p50Ms.toFixed(2)} ms for one raw fsync.` : ""}
-- Everything ran on ${m.cores} cores shared by the client, six storage nodes and the control plane: at larger batches the figures are CPU-bound rather than disk-bound.
+- CPU: the last two columns are the CPU time the client and the six nodes spent per acknowledged record, and the share of the machine's ${m.cores} cores they got during the run. A share well below 100 % while nothing waits for the disk means the processes were waiting for a CPU (other work on a shared VM): records per CPU-second is then the comparable figure.${bw !== undefined && Number.isFinite(bw.clientCpuUsPerRecord + bw.nodesCpuUsPerRecord) ? ` At the best production-client row, ${(bw.clientCpuUsPerRecord + bw.nodesCpuUsPerRecord).toFixed(0)} µs of CPU per record put the CPU ceiling of ${m.cores} dedicated cores near ${(m.cores * 1e6 / (bw.clientCpuUsPerRecord + bw.nodesCpuUsPerRecord)).toFixed(0)} records/s (each record is received, checksummed, logged and sorted by six nodes).` : ""}
 `;
 }
 

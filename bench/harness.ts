@@ -133,6 +133,7 @@ export async function runOnce(spec: RunSpec): Promise<RunResult> {
   const children: ChildProcess[] = [];
   const unregister: Array<() => void> = [];
   const results: ResultMessage[] = [];
+  const reported = new Set<number>();
   const failures: string[] = [];
   const fixed = spec.workload.kind === "fixed";
 
@@ -159,6 +160,7 @@ export async function runOnce(spec: RunSpec): Promise<RunResult> {
             resolve();
           } else if (m.type === "result") {
             results.push(m);
+            reported.add(child.pid!);
             resolve();
           }
         });
@@ -272,6 +274,9 @@ export async function runOnce(spec: RunSpec): Promise<RunResult> {
     return failedRun((e as Error).message, failures, procs);
   } finally {
     for (const c of children) {
+      // A load generator that never reported (failed start, harness error) is cut loose: it exits on
+      // IPC disconnect. One that reported got `exit` and closes its connections itself.
+      if (c.connected && !reported.has(c.pid!)) c.disconnect();
       if (c.exitCode === null && c.signalCode === null) {
         await withTimeout(new Promise<void>((r) => c.once("exit", () => r())), 10_000, "").catch(() => c.kill("SIGKILL"));
       }
@@ -280,7 +285,7 @@ export async function runOnce(spec: RunSpec): Promise<RunResult> {
   }
 }
 
-function failedRun(error: string, samples: readonly string[], procs: number): RunResult {
+export function failedRun(error: string, samples: readonly string[], procs: number): RunResult {
   const none: MemoryFigures = { largestPeakRssBytes: null, largestProcess: null, sumPeakRssBytes: null, processes: 0, top: [] };
   return {
     ok: false, error, errorSamples: samples, elapsedMs: 0, ops: 0, opsPerSec: 0, errors: 0, retries: 0, commits: 0, rows: 0,

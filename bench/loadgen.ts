@@ -206,6 +206,9 @@ async function main(): Promise<void> {
     }
     if (fixed) allDone = false; // deadline reached with work left
   };
+  // Fixed work is timed from measureStartMs: starting before it would leave a short load (SQLite's
+  // 10,000 rows take ~20 ms) entirely outside the window, with nothing counted.
+  if (fixed) await new Promise((r) => setTimeout(r, Math.max(0, go.measureStartMs - Date.now())));
   const loops = Promise.all(ops.map((_, i) => clientLoop(i)));
   const drained = await Promise.race([
     loops.then(() => true),

@@ -16,7 +16,7 @@ import { readFileSync, existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { Cleanup } from "./cleanup.js";
-import { runOnce, type RunResult } from "./harness.js";
+import { failedRun, runOnce, type RunResult } from "./harness.js";
 import { writeReport, terminalSummary } from "./report.js";
 import {
   RESULTS_SCHEMA, summarize, withRatios, type CheckResult, type MachineInfo, type ResultsFile, type RestartPoint, type RunConfig,
@@ -277,27 +277,35 @@ async function main(argv: readonly string[]): Promise<number> {
 
   const prepare = async (w: Workload): Promise<void> => {
     for (const s of started) {
-      const conn = await s.system.connect(s.running.clientSpec);
+      // A failure here is logged; the runs that follow then fail and say why in the report.
       try {
-        await w.prepare(conn, config.params, (l) => log(`[prepare] ${s.system.title}: ${l}`));
+        const conn = await s.system.connect(s.running.clientSpec);
+        try {
+          await w.prepare(conn, config.params, (l) => log(`[prepare] ${s.system.title}: ${l}`));
+        } finally {
+          await conn.close();
+        }
       } catch (e) {
         log(`[prepare] ${s.system.title} ${w.name} failed: ${(e as Error).message}`);
-      } finally {
-        await conn.close();
       }
     }
   };
   const measure = async (s: Started, w: Workload, clients: number, repeat: number): Promise<void> => {
     const name = s.system.name;
+    let before: string | null = null;
     if (w.beforeRun !== undefined) {
-      const conn = await s.system.connect(s.running.clientSpec);
       try {
-        await w.beforeRun(conn, config.params);
-      } finally {
-        await conn.close();
+        const conn = await s.system.connect(s.running.clientSpec);
+        try {
+          await w.beforeRun(conn, config.params);
+        } finally {
+          await conn.close();
+        }
+      } catch (e) {
+        before = `before the run: ${(e as Error).message}`;
       }
     }
-    const result = await runOnce({
+    const result = before !== null ? failedRun(before, [], 0) : await runOnce({
       system: s.system, running: s.running, workload: w, params: config.params, clients,
       loadgenProcesses: config.loadgenProcesses, warmupMs: config.warmupMs, durationMs: config.durationMs,
       deadlineMs: config.quick ? 120_000 : 1_800_000, idBase: idBase.get(name)!, seed: repeat + 1, cleanup,
@@ -368,14 +376,14 @@ async function main(argv: readonly string[]): Promise<number> {
           const prepared = await support.prepareLog(target, config.quick ? QUICK_RESTART_BUDGET_MS : FULL_RESTART_BUDGET_MS, (n) => {
             if (n - lastShown >= Math.max(target / 4, 1)) {
               lastShown = n;
-              log(`[restart ${restartIndex}/${restartSteps}] ${s.system.title}: log ${fmtNum(n)} / ${fmtNum(target)} records`);
+              log(`[restart ${restartIndex}/${restartSteps}] ${s.system.title} rep ${i + 1}/${reps}: log ${fmtNum(n)} / ${fmtNum(target)} records`);
             }
           });
           const m = await support.crashAndRestart();
           times.push(m.restartMs);
           logs.push({ records: prepared.records, bytes: prepared.bytes, rows: prepared.rows, source: prepared.recordsSource });
           method = m.method;
-          log(`[restart ${restartIndex}/${restartSteps}] ${s.system.title}: ${fmtNum(prepared.records)} log records (${prepared.recordsSource}, ${fmtBytes(prepared.bytes)}) → serving again in ${fmtNum(m.restartMs)} ms`);
+          log(`[restart ${restartIndex}/${restartSteps}] ${s.system.title} rep ${i + 1}/${reps}: ${fmtNum(prepared.records)} log records (${prepared.recordsSource}, ${fmtBytes(prepared.bytes)}) → serving again in ${fmtNum(m.restartMs)} ms`);
         } catch (e) {
           error = (e as Error).message;
           log(`[restart ${restartIndex}/${restartSteps}] ${s.system.title} @${fmtNum(target)}: FAILED: ${error}`);

@@ -10,7 +10,8 @@
  *   5. listen for clients, then record this writer (endpoint, epoch) in the control plane.
  *
  * Start-up time is the writer's restart time (DESIGN.md target ≤ 1 s, flat in log length); each step's
- * duration is logged and reported by `GET /health`.
+ * duration is logged and reported by `GET /health`. `GET /metrics` serves the writer's cumulative
+ * counters (redo, commits, storage traffic; writer-metrics.ts).
  */
 import type { Env } from "../env/env.js";
 import { BorealisError, isBorealisError } from "../core/errors.js";
@@ -18,6 +19,7 @@ import type { HostPort, VolumeId } from "../core/types.js";
 import type { ControlPlaneApi, Volume } from "../control-plane/api.js";
 import { startHranaServer, type HranaServer } from "../endpoint/hrana-http.js";
 import { Engine } from "./engine/engine.js";
+import { collectWriterMetrics } from "./writer-metrics.js";
 import { NodePool } from "./volume/node-pool.js";
 import { recoverVolume, type RecoveryReport } from "./volume/recovery.js";
 import { VolumeWriter } from "./volume/volume-writer.js";
@@ -122,6 +124,10 @@ export async function runWriter(env: Env, options: WriterOptions): Promise<Runni
           pgs: status.pgs,
         };
       },
+      metrics: () => collectWriterMetrics({
+        volumeWriter: vw, pool, commits: () => eng.commitsAcknowledged(),
+        truncation: { vdl: recovered.report.vdl, firstNewLsn: recovered.lsnState.nextLsn }, pid: process.pid,
+      }),
     });
     await options.controlPlane.setWriter({ volumeId: volume.volumeId, endpoint: server.url, epoch: recovered.epoch });
     log.info("writer-serving", { url: server.url, epoch: recovered.epoch, vdl: recovered.report.vdl, ...timings });

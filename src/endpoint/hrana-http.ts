@@ -17,6 +17,7 @@
  *                                        (@libsql/client over HTTP does not use it — it speaks v2 —
  *                                        but other Hrana 3 clients may)
  *   GET  /health                         200/503 + JSON from the `health` callback
+ *   GET  /metrics                        200 + JSON counters from the `metrics` callback (404 without one)
  *   GET  /version                        JSON: server name and version, protocols
  *
  * Bounds: request bodies (`maxBodyBytes`, 413), requests per pipeline, steps per batch, condition
@@ -73,7 +74,10 @@ export interface HranaServerOptions {
   readonly integralFloats?: IntegralFloats;
   /** Answers `GET /health`; `ok: false` gives 503. Default: always ok. */
   readonly health?: () => HealthReport | Promise<HealthReport>;
+  /** Time allowed to the `health` and `metrics` callbacks. Default 2000. */
   readonly healthTimeoutMs?: number;
+  /** Answers `GET /metrics` (JSON, cumulative counters); without it the route is 404. */
+  readonly metrics?: () => Record<string, unknown> | Promise<Record<string, unknown>>;
   /** Reported by `GET /version`. */
   readonly version?: string;
   /** Sent as `base_url` to make streams sticky to this server (null: the client keeps its URL). */
@@ -154,6 +158,9 @@ export async function startHranaServer(env: Env, engine: SqlEngine, options: Hra
       case "/health":
         if (method !== "GET") return methodNotAllowed(res, "GET");
         return health(res);
+      case "/metrics":
+        if (method !== "GET") return methodNotAllowed(res, "GET");
+        return metrics(req, res);
       case "/version":
         if (method !== "GET") return methodNotAllowed(res, "GET");
         return sendJson(res, 200, { server: "borealis", version: options.version ?? "unknown", protocols: ["hrana2", "hrana3"], encodings: ["json"] });
@@ -238,6 +245,29 @@ export async function startHranaServer(env: Env, engine: SqlEngine, options: Hra
     }
     const { ok, ...rest } = report;
     sendJson(res, ok && !closing ? 200 : 503, { status: ok && !closing ? "ok" : "unavailable", ...rest, streams: streams.size });
+  }
+
+  async function metrics(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const collect = options.metrics;
+    if (collect === undefined) {
+      drain(req);
+      return sendError(res, new HranaError("NOT_FOUND", "No metrics on this endpoint"));
+    }
+    const timeoutMs = options.healthTimeoutMs ?? HRANA_DEFAULTS.healthTimeoutMs;
+    let timer: { cancel(): void } | undefined;
+    try {
+      const report = await Promise.race([
+        Promise.resolve().then(collect),
+        new Promise<never>((_, reject) => {
+          timer = env.clock.setTimer(timeoutMs, () => reject(new Error(`metrics took longer than ${timeoutMs} ms`)));
+        }),
+      ]);
+      sendJson(res, 200, report);
+    } catch (e) {
+      sendJson(res, 500, { message: `metrics: ${e instanceof Error ? e.message : String(e)}`, code: "INTERNAL" });
+    } finally {
+      timer?.cancel();
+    }
   }
 
   // -------------------------------------------------------------------------------------------- body

@@ -91,6 +91,8 @@ export class RpcClient {
   private timer: Timer | null = null;
   private timerAtMs = Infinity;
   private readonly flushBound = () => this.flush();
+  private sentBytes = 0;
+  private receivedBytes = 0;
   private readonly requestTimeoutMs: number;
   private readonly maxInFlight: number;
   private readonly maxQueued: number;
@@ -161,6 +163,16 @@ export class RpcClient {
   /** Requests on the wire (including timed-out ones the server has not answered yet). */
   get inFlight(): number {
     return this.sent.size;
+  }
+
+  /** Bytes written to this connection so far, every frame (hello included); `/metrics` sums them. */
+  get bytesSent(): number {
+    return this.sentBytes;
+  }
+
+  /** Bytes read from this connection so far. */
+  get bytesReceived(): number {
+    return this.receivedBytes;
   }
 
   /** Requests waiting locally for an in-flight slot. */
@@ -255,6 +267,7 @@ export class RpcClient {
     const bytes = this.batch.take();
     if (this.closedWith !== null || bytes === null) return;
     // Back-pressure needs no handling here: the window bounds what can be written but not yet read.
+    this.sentBytes += bytes.byteLength;
     this.connection.write(bytes);
   }
 
@@ -278,6 +291,7 @@ export class RpcClient {
 
   private onData(chunk: Uint8Array): void {
     if (this.closedWith !== null) return;
+    this.receivedBytes += chunk.byteLength;
     try {
       this.decoder.push(chunk, (frame) => this.onFrame(frame));
     } catch (e) {

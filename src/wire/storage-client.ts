@@ -50,6 +50,9 @@ export class StorageClient {
   private readonly initialDelayMs: number;
   private readonly maxDelayMs: number;
   private readonly maxWaiting: number;
+  /** Bytes of connections that have ended (the current one counts itself). */
+  private retiredSent = 0;
+  private retiredReceived = 0;
 
   constructor(private readonly env: Env, readonly address: HostPort, private readonly options: StorageClientOptions) {
     this.initialDelayMs = options.reconnect?.initialDelayMs ?? 50;
@@ -66,6 +69,16 @@ export class StorageClient {
   /** What the node said in hello, while connected. */
   get peer(): PeerInfo | undefined {
     return this.client?.peer;
+  }
+
+  /** Bytes written to the node on every connection so far (application bytes: frames, not TCP/IP headers). */
+  get bytesSent(): number {
+    return this.retiredSent + (this.client?.bytesSent ?? 0);
+  }
+
+  /** Bytes read from the node on every connection so far. */
+  get bytesReceived(): number {
+    return this.retiredReceived + (this.client?.bytesReceived ?? 0);
   }
 
   /** Called on every change of `state`. */
@@ -114,6 +127,7 @@ export class StorageClient {
     this.retryTimer = null;
     const client = this.client;
     this.client = null;
+    if (client !== null) this.retire(client);
     client?.close();
     this.notify();
   }
@@ -173,6 +187,7 @@ export class StorageClient {
       (client) => {
         this.connecting = null;
         if (this.closed) {
+          this.retire(client);
           client.close();
           throw this.closedError();
         }
@@ -202,6 +217,7 @@ export class StorageClient {
   private dropped(client: RpcClient, reason: BorealisError): void {
     if (this.client !== client) return;
     this.client = null;
+    this.retire(client);
     if (!this.closed) {
       this.log.info("storage-disconnected", { reason: reason.message });
       this.scheduleReconnect();
@@ -220,6 +236,12 @@ export class StorageClient {
       if (this.closed || this.client !== null || this.connecting !== null) return;
       void this.startConnect().catch(() => {});
     });
+  }
+
+  /** Keeps the byte counts of a connection that is no longer `this.client`. */
+  private retire(client: RpcClient): void {
+    this.retiredSent += client.bytesSent;
+    this.retiredReceived += client.bytesReceived;
   }
 
   private notify(): void {

@@ -147,6 +147,10 @@ export class Engine implements SqlEngine {
   private ackTail: Promise<void> = Promise.resolve();
   private lastAckLsn = 0;
   private lastAck: Promise<void> | null = null;
+  /** Statements sharing `lastAck` (a group commit), and whether it has been acknowledged. */
+  private lastAckGroup: { statements: number; acked: boolean } = { statements: 0, acked: false };
+  /** Commits acknowledged to clients (the writer's `/metrics`); a group commit counts each statement. */
+  private acknowledged = 0;
   private lastMtrLsn: number;
   private mtrCount = 0;
   private failure: Error | null = null;
@@ -315,14 +319,24 @@ export class Engine implements SqlEngine {
   /** Resolves when `lsn` is durable, after every earlier acknowledgement (invariant 5). */
   ackCommit(lsn: number): Promise<void> {
     // The statements of one group commit share its LSN and its acknowledgement.
-    if (lsn === this.lastAckLsn && this.lastAck !== null) return this.lastAck;
+    if (lsn === this.lastAckLsn && this.lastAck !== null) {
+      if (this.lastAckGroup.acked) this.acknowledged++;
+      else this.lastAckGroup.statements++;
+      return this.lastAck;
+    }
     assert(lsn > this.lastAckLsn, 5, `acknowledgements in LSN order (${lsn} after ${this.lastAckLsn})`);
     this.lastAckLsn = lsn;
     const durable = this.failure !== null && lsn > this.volume.vdl()
       ? Promise.reject(this.failure)
       : Promise.race([this.volume.whenDurable(Lsn(lsn)), this.closeSignal]);
+    const group = { statements: 1, acked: false };
+    this.lastAckGroup = group;
     const mine = this.ackTail.then(() => durable).then(
-      () => assert(this.volume.vdl() >= lsn, 5, `commit ${lsn} acknowledged at VDL ${this.volume.vdl()}`),
+      () => {
+        assert(this.volume.vdl() >= lsn, 5, `commit ${lsn} acknowledged at VDL ${this.volume.vdl()}`);
+        group.acked = true;
+        this.acknowledged += group.statements;
+      },
       (e: unknown) => {
         // A wait that only timed out leaves the records with the volume, still being shipped: this
         // commit's outcome is unknown, but commits go on (none is acknowledged before this one is
@@ -338,6 +352,11 @@ export class Engine implements SqlEngine {
 
   vdl(): number {
     return this.volume.vdl();
+  }
+
+  /** Commits acknowledged to clients so far (every statement of a group commit counts). */
+  commitsAcknowledged(): number {
+    return this.acknowledged;
   }
 
   /** A read on the writer at a snapshot above VDL waits until that snapshot is durable. */

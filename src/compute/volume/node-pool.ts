@@ -17,6 +17,9 @@ export interface NodePoolOptions {
 export class NodePool {
   private readonly clients = new Map<NodeId, { address: string; client: StorageClient }>();
   private closed = false;
+  /** Bytes of clients replaced because their node moved. */
+  private retiredSent = 0;
+  private retiredReceived = 0;
 
   constructor(private readonly env: Env, private readonly options: NodePoolOptions) {}
 
@@ -28,7 +31,11 @@ export class NodePool {
     if (address === null) {
       throw new BorealisError("CONNECTION_CLOSED", `storage node ${nodeId} has not registered an address`);
     }
-    known?.client.close();
+    if (known !== undefined) {
+      this.retiredSent += known.client.bytesSent;
+      this.retiredReceived += known.client.bytesReceived;
+      known.client.close();
+    }
     const client = new StorageClient(this.env, parseHostPort(address), {
       role: "writer",
       senderId: this.options.senderId,
@@ -38,6 +45,20 @@ export class NodePool {
     });
     this.clients.set(nodeId, { address, client });
     return client;
+  }
+
+  /**
+   * Bytes sent to and received from storage nodes on every connection so far — shipping, page reads,
+   * recovery, catch-up — as frames on the wire (TCP/IP headers not included): the writer's `/metrics`.
+   */
+  trafficBytes(): { sent: number; received: number } {
+    let sent = this.retiredSent;
+    let received = this.retiredReceived;
+    for (const { client } of this.clients.values()) {
+      sent += client.bytesSent;
+      received += client.bytesReceived;
+    }
+    return { sent, received };
   }
 
   close(): void {

@@ -25,7 +25,7 @@ import type { ControlPlaneApi, ProtectionGroup, Volume } from "../../control-pla
 import { DurablePointTracker, type TrackerStart } from "../../quorum/durable-point.js";
 import { CommitWaiters } from "../../quorum/commit-waiters.js";
 import { simpleQuorumSet } from "../../quorum/quorum-set.js";
-import type { Annulment } from "../../wire/messages.js";
+import type { Annulment, SegmentState } from "../../wire/messages.js";
 import { encodeRecord, isCpl, type EncodedRecord } from "../../wire/record.js";
 import { pgOfPage, type MiniTransaction, type VolumeIO } from "../volume-io.js";
 import type { NodePool } from "./node-pool.js";
@@ -72,6 +72,15 @@ export interface VolumeWriterStats {
   readonly redoBytes: number;
   readonly pageReads: number;
   readonly pageReadRetries: number;
+}
+
+/** One PG as its segments describe themselves now (`VolumeWriter.segmentStates`). */
+export interface PgSegmentStates {
+  readonly pgId: PgId;
+  /** The last record this writer handed the PG (or recovery found in it). */
+  readonly lastLsn: Lsn;
+  /** Each segment's state, null where it did not answer in time. */
+  readonly states: readonly (SegmentState | null)[];
 }
 
 export class VolumeWriter implements VolumeIO {
@@ -241,6 +250,19 @@ export class VolumeWriter implements VolumeIO {
 
   stats(): VolumeWriterStats {
     return { ...this.counters };
+  }
+
+  /**
+   * Asks every segment of every PG for its state (one `getSegmentState` each, answered or not within
+   * `timeoutMs`). For the writer's `GET /metrics`; nothing on the commit path waits for it.
+   */
+  async segmentStates(timeoutMs: number): Promise<PgSegmentStates[]> {
+    return Promise.all([...this.shippers.values()].map(async (s): Promise<PgSegmentStates> => {
+      const epochs = this.epochsOf(s.pgId);
+      const states = await Promise.all(s.memberClients().map((m) =>
+        m.client.request({ type: "getSegmentState", key: s.key, epochs }, { timeoutMs }).then((r) => r.state, () => null)));
+      return { pgId: s.pgId, lastLsn: this.tracker.lastLsnInPg(s.pgId), states };
+    }));
   }
 
   /** Stops shipping; commits still waiting are answered COMMIT_OUTCOME_UNKNOWN. */

@@ -283,6 +283,7 @@ export class Checker {
 
     // 2. Every segment, directly, at every read point it is complete at.
     const epochs = { volumeEpoch: w.epoch, membershipEpoch: 1 as Epoch };
+    const top = sorted[sorted.length - 1]!;
     const completeAtTop = new Map<number, string[]>();
     for (const n of cluster.nodes) {
       if (n.phase !== "up" || n.node === undefined) continue;
@@ -290,16 +291,22 @@ export class Checker {
       for (let pg = 0; pg < h.pgCount; pg++) {
         const key = { volumeId: VOLUME_ID, pgId: PgId(pg) };
         let adopted = true;
+        let completeAt = -1;
         for (const p of sorted) {
           const minScl = h.lastOfPgAt(pg, p);
+          let complete = true;
           for (let page = 1 + pg * h.pgPages; page <= (pg + 1) * h.pgPages; page++) {
             let answer;
             try {
               answer = await options.run(node.handle({ type: "getPage", key, epochs, pageNo: PageNo(page), readPoint: Lsn(p), minScl: Lsn(minScl) }));
             } catch (e) {
               const code = isBorealisError(e) ? e.code : "non-borealis";
-              if (code === "EPOCH_NOT_ADOPTED" || code === "SEGMENT_NOT_FOUND") adopted = false;
-              if (code === "READ_POINT_ABOVE_SCL" || code === "EPOCH_NOT_ADOPTED" || code === "SEGMENT_NOT_FOUND") break;
+              if (code === "READ_POINT_ABOVE_SCL" || code === "EPOCH_NOT_ADOPTED" || code === "SEGMENT_NOT_FOUND") {
+                if (code !== "READ_POINT_ABOVE_SCL") adopted = false;
+                complete = false;
+                break;
+              }
+              // A corrupt copy is refused, never served (9): the segment is complete but cannot serve this page.
               if ((code === "CORRUPT_DATA" || code === "CHECKSUM_MISMATCH") && this.corruptNodes.has(n.id)) {
                 this.stats.corruptRefusals++;
                 continue;
@@ -310,20 +317,28 @@ export class Checker {
             if (answer.type !== "page") continue;
             this.stats.finalSegmentReads++;
             if (!this.checkPage(`${n.id} segment ${pg}`, page, p, answer)) return;
-            if (p === sorted[sorted.length - 1] && page === 1 + pg * h.pgPages) {
-              let list = completeAtTop.get(pg);
-              if (list === undefined) completeAtTop.set(pg, (list = []));
-              list.push(n.id);
-            }
           }
+          if (complete) completeAt = p;
+        }
+        if (completeAt === top) {
+          let list = completeAtTop.get(pg);
+          if (list === undefined) completeAtTop.set(pg, (list = []));
+          list.push(n.id);
         }
         await this.checkChain(n, pg, adopted, options.run);
         if (this.failed) return;
       }
     }
+    // After healing and settling, every segment catches up (all six copies, the reliability plan's
+    // "6/6 after heal"): a segment left behind for good means repair is stuck, and the PG runs on
+    // fewer copies than it should. Nodes corrupted for good (nothing repairs a page store yet) are spared.
+    const spared = cluster.nodes.filter((n) => this.corruptNodes.has(n.id)).length;
     for (let pg = 0; pg < h.pgCount; pg++) {
       const complete = completeAtTop.get(pg) ?? [];
-      if (complete.length < 4) this.fail("liveness", `PG ${pg}: only ${complete.length} segments (${complete.join(",")}) complete at ${sorted[sorted.length - 1]} after healing`);
+      if (complete.length < 6 - spared) {
+        const missing = cluster.nodes.filter((n) => !complete.includes(n.id)).map((n) => n.id);
+        this.fail("liveness", `PG ${pg}: segments ${missing.join(",")} not complete at ${top} after healing (${complete.length} of 6)`);
+      }
     }
     this.world.trace("final-complete", Object.fromEntries([...completeAtTop].map(([pg, l]) => [pg, l.join(",")])));
   }

@@ -163,6 +163,8 @@ export class SimCluster {
   readonly writers: SimWriter[] = [];
   private cp!: ControlPlane;
   private cpProcess!: SimProcess;
+  /** False from a control-plane crash until its store has reopened: calls go unanswered meanwhile. */
+  private cpReady = false;
   private writerCount = 0;
 
   constructor(
@@ -203,6 +205,7 @@ export class SimCluster {
     const cpEnv = this.cpProcess.start();
     const kv = await s.until(EmbeddedKv.open(cpEnv, "/cp"), { untilMs: s.now() + 10_000 });
     this.cp = new ControlPlane(cpEnv, kv);
+    this.cpReady = true;
     for (const n of this.nodes) this.startNode(n);
     await s.run({
       untilMs: s.now() + 10_000,
@@ -235,6 +238,8 @@ export class SimCluster {
       const latency = () => 0.2 + this.random.float() * 0.8;
       if (net.isPartitioned(caller.host, CP_HOST)) return; // the request is lost; the timeout answers
       this.cpProcess.schedule(latency(), () => {
+        if (!this.cpReady) return; // still reopening its store: no answer
+
         fn(this.cp).then(
           (v) => {
             if (what === "recordRecovery") {
@@ -274,6 +279,30 @@ export class SimCluster {
       setWriter: (r) => call("setWriter", (cp) => cp.setWriter(r)),
       recordRecovery: (id, r) => call("recordRecovery", (cp) => cp.recordRecovery(id, r)),
     };
+  }
+
+  /** kill -9 of the control plane (with power loss: its store keeps only what it made durable). */
+  crashControlPlane(crashDisk: boolean): void {
+    this.cpReady = false;
+    this.cpProcess.kill({ crashDisk });
+  }
+
+  /** Restarts the control plane on what its disk kept. */
+  restartControlPlane(): void {
+    if (this.cpReady || this.cpProcess.alive) return;
+    const env = this.cpProcess.start();
+    EmbeddedKv.open(env, "/cp").then(
+      (kv) => {
+        this.cp = new ControlPlane(env, kv);
+        this.cpReady = true;
+        this.world.trace("control-plane-up", {});
+      },
+      (e: unknown) => this.hooks.fail("liveness", `control plane could not reopen its store: ${String(e)}`),
+    );
+  }
+
+  get controlPlaneUp(): boolean {
+    return this.cpReady;
   }
 
   // ------------------------------------------------------------------------------ storage nodes

@@ -6,12 +6,13 @@
  *   --base B        first seed of a swarm (default 1)
  *   --steps S       nemesis steps per run (default 60)
  *   --mode M        force calm | tolerant | beyond instead of drawing it from the seed
+ *   --faults K,K    only these fault kinds (see nemesis.ts FAULT_KINDS), e.g. --faults crash,orphan-records
  *   --verbose       print the trace as it is written (with --seed)
  *
  * Exit status 1 if any run failed; every failure prints its seed and the command that replays it.
  */
 import { runSimulation, type SimResult } from "./run.js";
-import type { NemesisMode } from "./nemesis.js";
+import { FAULT_KINDS, type FaultKind, type NemesisMode } from "./nemesis.js";
 
 interface Args {
   seed?: number;
@@ -19,12 +20,13 @@ interface Args {
   base: number;
   steps: number;
   mode?: NemesisMode;
+  faults?: FaultKind[];
   verbose: boolean;
 }
 
 function usage(message?: string): never {
   if (message !== undefined) process.stderr.write(`sim: ${message}\n`);
-  process.stderr.write("usage: npm run sim -- [--seed N | --seeds K [--base B]] [--steps S] [--mode calm|tolerant|beyond] [--verbose]\n");
+  process.stderr.write("usage: npm run sim -- [--seed N | --seeds K [--base B]] [--steps S] [--mode calm|tolerant|beyond] [--faults K,K] [--verbose]\n");
   process.exit(2);
 }
 
@@ -48,6 +50,12 @@ function parseArgs(argv: readonly string[]): Args {
         args.mode = m;
         break;
       }
+      case "--faults": {
+        const list = (argv[++i] ?? "").split(",").filter((x) => x.length > 0);
+        for (const k of list) if (!(FAULT_KINDS as readonly string[]).includes(k)) usage(`unknown fault kind ${k}; kinds: ${FAULT_KINDS.join(", ")}`);
+        args.faults = list as FaultKind[];
+        break;
+      }
       case "--verbose": args.verbose = true; break;
       case "--help": case "-h": usage();
       default: usage(`unknown argument ${a}`);
@@ -57,8 +65,9 @@ function parseArgs(argv: readonly string[]): Args {
   return args;
 }
 
-export function replayCommand(r: { seed: number }, steps: number, mode?: NemesisMode): string {
-  return `npm run sim -- --seed ${r.seed}${steps !== 60 ? ` --steps ${steps}` : ""}${mode !== undefined ? ` --mode ${mode}` : ""}`;
+export function replayCommand(r: { seed: number }, args: { steps: number; mode?: NemesisMode; faults?: readonly FaultKind[] }): string {
+  return `npm run sim -- --seed ${r.seed}${args.steps !== 60 ? ` --steps ${args.steps}` : ""}${args.mode !== undefined ? ` --mode ${args.mode}` : ""}` +
+    `${args.faults !== undefined ? ` --faults ${args.faults.join(",")}` : ""}`;
 }
 
 export function describe(r: SimResult): string {
@@ -74,14 +83,14 @@ function printFailure(r: SimResult, args: Args): void {
   for (const f of r.failures.slice(0, 5)) process.stdout.write(`  ${f.kind} at ${f.atMs.toFixed(3)} ms: ${f.message}\n`);
   process.stdout.write("  last trace lines:\n");
   for (const line of r.traceTail.slice(-25)) process.stdout.write(`    ${line.length > 400 ? line.slice(0, 400) + "…" : line}\n`);
-  process.stdout.write(`  replay: ${replayCommand(r, args.steps, args.mode)}\n`);
+  process.stdout.write(`  replay: ${replayCommand(r, args)}\n`);
 }
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   if (args.seeds === undefined) {
     const seed = args.seed ?? args.base;
-    const r = await runSimulation({ seed, steps: args.steps, verbose: args.verbose, ...(args.mode !== undefined ? { mode: args.mode } : {}) });
+    const r = await runSimulation({ seed, steps: args.steps, verbose: args.verbose, ...(args.mode !== undefined ? { mode: args.mode } : {}), ...(args.faults !== undefined ? { faults: args.faults } : {}) });
     process.stdout.write(describe(r) + "\n");
     if (!r.ok) printFailure(r, args);
     process.exitCode = r.ok ? 0 : 1;
@@ -93,7 +102,7 @@ async function main(): Promise<void> {
   const modes: Record<string, number> = {};
   for (let i = 0; i < args.seeds; i++) {
     const seed = args.base + i;
-    const r = await runSimulation({ seed, steps: args.steps, ...(args.mode !== undefined ? { mode: args.mode } : {}) });
+    const r = await runSimulation({ seed, steps: args.steps, ...(args.mode !== undefined ? { mode: args.mode } : {}), ...(args.faults !== undefined ? { faults: args.faults } : {}) });
     acked += r.stats.acked;
     mtrs += r.stats.mtrs;
     recoveries += r.stats.recoveries;
@@ -109,7 +118,7 @@ async function main(): Promise<void> {
     `modes ${JSON.stringify(modes)}; ${mtrs} commits submitted, ${acked} acknowledged, ${recoveries} recoveries\n`);
   if (failed.length > 0) {
     process.stdout.write(`failing seeds: ${failed.map((r) => r.seed).join(" ")}\n`);
-    for (const r of failed) process.stdout.write(`  ${replayCommand(r, args.steps, args.mode)}   # ${r.failures[0]?.kind}: ${r.failures[0]?.message.slice(0, 160)}\n`);
+    for (const r of failed) process.stdout.write(`  ${replayCommand(r, args)}   # ${r.failures[0]?.kind}: ${r.failures[0]?.message.slice(0, 160)}\n`);
   }
   process.exitCode = failed.length > 0 ? 1 : 0;
 }

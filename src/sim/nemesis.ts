@@ -39,6 +39,7 @@ export type NemesisMode = "calm" | "tolerant" | "beyond";
 export const FAULT_KINDS = [
   "crash", "az", "partition-node", "partition-writer-node", "chaos", "slow", "disk-error", "disk-full", "store-error",
   "bitflip-hotlog", "bitflip-store", "kill-writer", "takeover", "isolate-writer", "partition-writer-cp",
+  "kill-in-recovery", "dueling-writers", "crash-in-start", "crash-control-plane", "orphan-records",
 ] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
@@ -56,13 +57,18 @@ export interface NemesisPlan {
 }
 
 /** Draws a plan from the seed: which faults, how often, how long. */
-export function drawPlan(random: SeededRandom, steps: number, forced?: NemesisMode): NemesisPlan {
+export function drawPlan(random: SeededRandom, steps: number, forced?: NemesisMode, only?: readonly FaultKind[]): NemesisPlan {
   const r = random.float();
   const mode: NemesisMode = forced ?? (r < 0.08 ? "calm" : r < 0.2 ? "beyond" : "tolerant");
   const weights: Partial<Record<FaultKind, number>> = {};
-  // Every kind with probability 0.6, at a random weight; at least the crash.
-  for (const k of FAULT_KINDS) if (random.chance(0.6)) weights[k] = 1 + random.int(4);
-  weights.crash ??= 2;
+  // Every kind with probability 0.6, at a random weight; at least the crash. `only` narrows the
+  // choice to some kinds (a targeted run); the draws are the same either way.
+  for (const k of FAULT_KINDS) {
+    const on = random.chance(0.6);
+    const weight = 1 + random.int(4);
+    if (only !== undefined ? only.includes(k) : on) weights[k] = weight;
+  }
+  if (only === undefined) weights.crash ??= 2;
   return {
     mode,
     actRate: 0.15 + random.float() * 0.5,
@@ -190,6 +196,45 @@ export class Nemesis {
     }
     return faulty;
   }
+
+  /**
+   * Liveness during the run: a node that is up, unfenced and free of every fault must catch up with
+   * its PGs' write quorum within `stuckMs` while a writer serves — repair that never finishes leaves
+   * a PG on fewer copies for good, and the next fault then costs availability (or more).
+   */
+  async checkProgress(stuckMs = 6000): Promise<void> {
+    const serving = this.cluster.writers.find((w) => w.phase === "serving" && w.process.alive && !w.fenced);
+    const now = this.now;
+    if (serving === undefined || this.plan.mode === "beyond") {
+      this.behindSince.clear();
+      return;
+    }
+    const inFault = new Set<string>(this.permanentlyFaulty);
+    for (const f of this.active) for (const n of f.nodes) inFault.add(n);
+    const byPg = await this.cluster.sclsByPg();
+    for (const n of this.cluster.nodes) {
+      const eligible = n.phase === "up" && !n.fenced && !inFault.has(n.id);
+      let behind = false;
+      for (const [, scls] of byPg) {
+        const values = this.cluster.nodes.map((x) => scls.get(x.id) ?? -1).sort((a, b) => b - a);
+        if ((scls.get(n.id) ?? -1) < values[3]!) behind = true;
+      }
+      if (!eligible || !behind) {
+        this.behindSince.delete(n.id);
+        continue;
+      }
+      const since = Math.max(this.behindSince.get(n.id) ?? now, serving.startedAtMs);
+      this.behindSince.set(n.id, since);
+      if (now - since > stuckMs) {
+        const detail = [...byPg].map(([pg, scls]) => `PG ${pg}: ${this.cluster.nodes.map((x) => `${x.id}=${scls.get(x.id) ?? "-"}`).join(" ")}`).join("; ");
+        this.checker.fail("liveness", `${n.id} is up and fault-free but has not caught up with its write quorum for ${Math.round(now - since)} ms while ${serving.name} serves (${detail})`);
+        this.behindSince.clear();
+        return;
+      }
+    }
+  }
+
+  private readonly behindSince = new Map<string, number>();
 
   private async allowed(nodes: readonly string[]): Promise<boolean> {
     const faulty = await this.faultyNodes();
@@ -342,6 +387,88 @@ export class Nemesis {
         }, { stale: old.name, successor: successor.name });
         return;
       }
+      case "kill-in-recovery": {
+        // A new writer dies somewhere inside its recovery: after the epoch bump, between setEpoch and
+        // annul, or while re-replicating — the next writer must cope with a half-done recovery.
+        const old = this.cluster.liveWriters().find((x) => x.active);
+        if (old !== undefined) this.cluster.killWriter(old);
+        const w = this.startWriterSomewhere();
+        const delay = this.random.float() * 30;
+        this.world.scheduler.at(delay, () => { if (w.phase === "recovering") this.cluster.killWriter(w); });
+        this.injected[kind] = (this.injected[kind] ?? 0) + 1;
+        this.trace("inject", { kind, writer: w.name, killAfterMs: delay });
+        return;
+      }
+      case "dueling-writers": {
+        // Two writers recover at once (a supervisor and an operator both restarting one): the epoch's
+        // compare-and-set picks one; the other must fail or be fenced, never both serve.
+        for (const w of this.cluster.liveWriters()) this.cluster.killWriter(w);
+        const a = this.cluster.startWriter(WRITER_HOSTS[0]);
+        const b = this.cluster.startWriter(WRITER_HOSTS[1]);
+        this.injected[kind] = (this.injected[kind] ?? 0) + 1;
+        this.trace("inject", { kind, writers: [a.name, b.name] });
+        return;
+      }
+      case "crash-in-start": {
+        // A node killed again while it replays its hot log and reopens its segments.
+        const n = pickNode();
+        if (n === undefined || !(await this.allowed([n.id]))) return;
+        await this.cluster.killNode(n, true);
+        this.cluster.startNode(n);
+        const delay = this.random.float() * 3;
+        this.world.scheduler.at(delay, () => { if (n.phase === "starting") void this.cluster.killNode(n, this.random.chance(0.7)); });
+        done({ kind, nodes: [n.id], until, heal: () => this.cluster.startNode(n) }, { killAfterMs: delay });
+        return;
+      }
+      case "orphan-records": {
+        // Records that never became durable and that the next recovery does not see: the writer is cut
+        // off from all but 2 or 3 nodes, so its records pile up there (no write quorum, VDL stalls);
+        // then it dies or is isolated, and with 2 kept, those 2 go down while a successor recovers from
+        // the other 4. When they return they hold records above the recovered VDL, written under an
+        // older epoch: they must annul them (invariant 8) before they serve or take writes again.
+        const old = this.cluster.liveWriters().find((x) => x.phase === "serving" && !x.fenced);
+        if (old === undefined || faulty.size > 0) return;
+        const other = WRITER_HOSTS.find((h) => h !== old.host)!;
+        if (this.cluster.liveWriters().some((x) => x.host === other)) return;
+        const keep = this.random.chance(0.6) ? 2 : 3;
+        const kept = this.random.shuffle([...this.cluster.nodes]).slice(0, keep);
+        const cut = this.cluster.nodes.filter((n) => !kept.includes(n));
+        const id = this.partition([old.host], cut.map((n) => n.host));
+        const pileMs = 50 + this.random.int(400);
+        const isolate = this.random.chance(0.5);
+        const downMs = 200 + this.random.int(1500);
+        const f: ActiveFault = {
+          kind, nodes: keep === 2 ? kept.map((n) => n.id) : [], until: this.now + pileMs + downMs + 100,
+          heal: () => { for (const n of kept) this.cluster.startNode(n); },
+        };
+        this.world.scheduler.at(pileMs, () => {
+          void (async () => {
+            this.unpartition(id);
+            let isolation: number | undefined;
+            if (isolate) isolation = this.partition([old.host], [...this.cluster.nodes.map((n) => n.host), CP_HOST, other]);
+            else this.cluster.killWriter(old);
+            if (keep === 2) for (const n of kept) await this.cluster.killNode(n, this.random.chance(0.5));
+            const successor = this.cluster.startWriter(other);
+            this.trace("orphan-records-successor", { stale: old.name, successor: successor.name, isolated: isolate });
+            if (isolation !== undefined) {
+              const lift = isolation;
+              this.world.scheduler.at(downMs + 200 + this.random.int(800), () => {
+                this.unpartition(lift);
+                this.world.scheduler.at(100 + this.random.int(500), () => { if (old.phase !== "dead") this.cluster.killWriter(old); });
+              });
+            }
+          })();
+        });
+        done(f, { writer: old.name, kept: kept.map((n) => n.id), pileMs, downMs, isolate });
+        return;
+      }
+      case "crash-control-plane": {
+        if (!this.cluster.controlPlaneUp) return;
+        const crashDisk = this.random.chance(0.7);
+        this.cluster.crashControlPlane(crashDisk);
+        done({ kind, nodes: [], until, heal: () => this.cluster.restartControlPlane() }, { crashDisk });
+        return;
+      }
       case "partition-writer-cp": {
         if (writer === undefined) return;
         const id = this.partition([writer.host], [CP_HOST]);
@@ -467,6 +594,7 @@ export class Nemesis {
     }
     this.active = [];
     this.partitions = [];
+    this.cluster.restartControlPlane();
     this.world.network.heal();
     for (const a of [...WRITER_HOSTS, CP_HOST, ...this.cluster.nodes.map((n) => n.host)]) {
       for (const b of this.cluster.nodes.map((n) => n.host)) this.world.network.setLink(a, b, calmLink);

@@ -12,7 +12,7 @@ import { AssertionError } from "../core/assert.js";
 import { History } from "./model.js";
 import { Checker, type CheckStats, type Failure } from "./checker.js";
 import { SimCluster, type ClusterConfig, type ClusterHooks } from "./cluster.js";
-import { Nemesis, drawPlan, type NemesisMode, type NemesisPlan } from "./nemesis.js";
+import { Nemesis, drawPlan, type FaultKind, type NemesisMode, type NemesisPlan } from "./nemesis.js";
 import type { SeededRandom } from "./random.js";
 import { SimWorld } from "./world.js";
 
@@ -22,6 +22,8 @@ export interface SimOptions {
   readonly steps?: number;
   /** Force a nemesis mode instead of drawing one from the seed. */
   readonly mode?: NemesisMode;
+  /** Only these fault kinds (a targeted run); default: the seed draws a subset of all. */
+  readonly faults?: readonly FaultKind[];
   /** Print the trace as it is written. */
   readonly verbose?: boolean;
   /** Events the whole run may take. Default 4,000,000. */
@@ -82,7 +84,7 @@ export async function runSimulation(options: SimOptions): Promise<SimResult> {
   world.verbose = options.verbose ?? false;
   const s = world.scheduler;
   const config = drawConfig(world.random.fork());
-  const plan = drawPlan(world.random.fork(), steps, options.mode);
+  const plan = drawPlan(world.random.fork(), steps, options.mode, options.faults);
   const stepMs = 100 + world.random.int(300);
   const history = new History(config.pageSize, config.pgPages, config.pgCount);
   const checker = new Checker(world, history);
@@ -116,6 +118,7 @@ export async function runSimulation(options: SimOptions): Promise<SimResult> {
       const why = await s.run({ untilMs: s.now() + stepMs, maxEvents });
       if (why === "events") checker.fail("budget", `event budget of ${maxEvents} exhausted at step ${step}`);
       checker.afterStep(cluster);
+      await nemesis.checkProgress();
       const w = cluster.currentWriter;
       world.trace("step", {
         step, writer: w?.name, phase: w?.phase, vdl: w?.vw?.vdl(), mtrs: history.mtrs.length, acked: checker.stats.acked,

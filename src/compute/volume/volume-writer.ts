@@ -27,7 +27,7 @@ import { CommitWaiters } from "../../quorum/commit-waiters.js";
 import { simpleQuorumSet } from "../../quorum/quorum-set.js";
 import type { Annulment, SegmentState } from "../../wire/messages.js";
 import { encodeRecord, isCpl, type EncodedRecord } from "../../wire/record.js";
-import { pgOfPage, type MiniTransaction, type VolumeIO } from "../volume-io.js";
+import { durabilityWaitTimedOut, pgOfPage, type MiniTransaction, type VolumeIO } from "../volume-io.js";
 import type { NodePool } from "./node-pool.js";
 import { PgShipper, type MemberStatus, type PgShipperOptions, type ShipperHost } from "./pg-shipper.js";
 
@@ -170,7 +170,8 @@ export class VolumeWriter implements VolumeIO {
       w.timer = this.env.clock.setTimer(this.commitTimeoutMs, () => {
         if (w.done) return;
         w.done = true;
-        reject(this.outcomeUnknown(lsn, `not durable after ${this.commitTimeoutMs} ms (VDL ${this.tracker.vdl}): storage has no write quorum`));
+        // The records stay in the shippers' outboxes and go out when segments return.
+        reject(durabilityWaitTimedOut(lsn, `not durable after ${this.commitTimeoutMs} ms (VDL ${this.tracker.vdl}): storage has no write quorum`));
       });
       const pending = this.waiters.add(lsn, w);
       if (!pending) {

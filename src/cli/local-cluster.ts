@@ -25,6 +25,8 @@ import { table } from "./format.js";
 
 /** This CLI's entry point, which storage-node children run. Resolved from this file, so any outDir works. */
 export const MAIN_SCRIPT = fileURLToPath(new URL("./main.js", import.meta.url));
+// Children start with this process's Node flags (process.execArgv), as cluster.fork does: `node
+// --cpu-prof dist/src/cli/main.js up` profiles every process of the cluster.
 
 /** A node that exits this many times before it ever heartbeats fails `up` instead of looping. */
 const MAX_STARTUP_EXITS = 3;
@@ -125,7 +127,7 @@ export const storageNodesService: ClusterService = {
       label: labels.get(n.id)!,
       command: process.execPath,
       args: [
-        MAIN_SCRIPT, "storage-node", "--id", n.id, "--az", n.az,
+        ...process.execArgv, MAIN_SCRIPT, "storage-node", "--id", n.id, "--az", n.az,
         "--data", path.join(ctx.dataDir, "nodes", n.id),
         "--listen", formatHostPort({ host: n.host, port: n.port }),
         "--control-plane", cp.url,
@@ -209,7 +211,7 @@ export const writerService: ClusterService = {
       label: "writer",
       command: process.execPath,
       args: [
-        MAIN_SCRIPT, "writer", "--control-plane", cp.url, "--volume", ctx.writer.volume, "--listen", listen,
+        ...process.execArgv, MAIN_SCRIPT, "writer", "--control-plane", cp.url, "--volume", ctx.writer.volume, "--listen", listen,
         "--cache-mb", String(ctx.writer.cacheMb),
       ],
       logFile,

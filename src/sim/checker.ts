@@ -158,6 +158,25 @@ export class Checker {
     this.crossEpoch();
   }
 
+  /**
+   * The control plane came back from a crash. Every recovery it answered was durable first, so it
+   * must still hold each one (the store writes its file atomically before it answers); one it holds
+   * that nobody heard of was recorded just before the crash, and the next writer will apply it.
+   */
+  onControlPlaneReopened(recoveries: readonly { epoch: Epoch; vdl: Lsn; truncateThrough: Lsn }[]): void {
+    for (const r of this.history.recoveries) {
+      const kept = recoveries.find((x) => x.epoch === r.epoch);
+      if (kept === undefined || kept.vdl !== r.vdl) {
+        this.fail("control-plane", `the control plane answered the recovery of epoch ${r.epoch} (VDL ${r.vdl}) and lost it in a crash (now ${kept === undefined ? "absent" : `VDL ${kept.vdl}`})`);
+      }
+    }
+    for (const r of recoveries) {
+      if (this.history.recoveries.some((x) => x.epoch === r.epoch)) continue;
+      this.world.trace("recovery-found-after-crash", { epoch: r.epoch, vdl: r.vdl });
+      this.onRecoveryRecorded(r.epoch, r.vdl, r.truncateThrough);
+    }
+  }
+
   /** No writer's VDL is above the VDL a later epoch's recovery recorded (durable data was annulled). */
   private crossEpoch(): void {
     for (const w of this.writers.values()) {

@@ -156,6 +156,8 @@ export interface ClusterHooks extends WorkloadHooks {
   onVdl(w: SimWriter, vdl: number): void;
   onRecoveryRecorded(epoch: Epoch, vdl: Lsn, truncateThrough: Lsn): void;
   onNodeStarted(n: SimNode, states: readonly SegmentState[]): void;
+  /** The control plane reopened its store after a crash: the recoveries it holds now. */
+  onControlPlaneReopened(recoveries: readonly { epoch: Epoch; vdl: Lsn; truncateThrough: Lsn }[]): void;
 }
 
 export class SimCluster {
@@ -239,6 +241,15 @@ export class SimCluster {
       if (net.isPartitioned(caller.host, CP_HOST)) return; // the request is lost; the timeout answers
       this.cpProcess.schedule(latency(), () => {
         if (!this.cpReady) return; // still reopening its store: no answer
+        const armed = this.cpCrashArmed;
+        if (armed !== undefined && armed.on.includes(what)) {
+          // Dies somewhere inside this call: before, during or after its store write, or before the answer.
+          this.cpCrashArmed = undefined;
+          this.cpProcess.schedule(armed.afterMs, () => {
+            this.world.trace("control-plane-crash-in-call", { call: what, afterMs: armed.afterMs, crashDisk: armed.crashDisk });
+            this.crashControlPlane(armed.crashDisk);
+          });
+        }
 
         fn(this.cp).then(
           (v) => {
@@ -287,18 +298,33 @@ export class SimCluster {
     this.cpProcess.kill({ crashDisk });
   }
 
+  /** The control plane dies `afterMs` into the next call named in `on` (until `disarmControlPlaneCrash`). */
+  armControlPlaneCrash(on: readonly string[], afterMs: number, crashDisk: boolean): void {
+    this.cpCrashArmed = { on, afterMs, crashDisk };
+  }
+
+  disarmControlPlaneCrash(): void {
+    this.cpCrashArmed = undefined;
+  }
+
+  private cpCrashArmed: { readonly on: readonly string[]; readonly afterMs: number; readonly crashDisk: boolean } | undefined;
+
   /** Restarts the control plane on what its disk kept. */
   restartControlPlane(): void {
     if (this.cpReady || this.cpProcess.alive) return;
     const env = this.cpProcess.start();
-    EmbeddedKv.open(env, "/cp").then(
-      (kv) => {
-        this.cp = new ControlPlane(env, kv);
-        this.cpReady = true;
-        this.world.trace("control-plane-up", {});
-      },
-      (e: unknown) => this.hooks.fail("liveness", `control plane could not reopen its store: ${String(e)}`),
-    );
+    void (async () => {
+      const kv = await EmbeddedKv.open(env, "/cp");
+      const cp = new ControlPlane(env, kv);
+      // A recovery can be on the control plane's disk without anyone having heard of it: the crash
+      // came after the store's rename and before the answer. The next writer finds it and applies its
+      // annulment, so the model must learn it here (and nothing acknowledged may have vanished).
+      const volume = await cp.getVolume(VOLUME_ID);
+      this.hooks.onControlPlaneReopened(volume.recoveries);
+      this.cp = cp;
+      this.cpReady = true;
+      this.world.trace("control-plane-up", { epoch: volume.volumeEpoch, recoveries: volume.recoveries.length });
+    })().catch((e: unknown) => this.hooks.fail("liveness", `control plane could not reopen its store: ${String(e)}`));
   }
 
   get controlPlaneUp(): boolean {

@@ -203,7 +203,9 @@ export class Nemesis {
    * a PG on fewer copies for good, and the next fault then costs availability (or more).
    */
   async checkProgress(stuckMs = 6000): Promise<void> {
-    const serving = this.cluster.writers.find((w) => w.phase === "serving" && w.process.alive && !w.fenced);
+    // The newest serving writer: its shippers are the ones that must catch nodes up (an older one may
+    // still run, isolated or not yet fenced, and ship nothing).
+    const serving = [...this.cluster.writers].reverse().find((w) => w.phase === "serving" && w.process.alive && !w.fenced);
     const now = this.now;
     if (serving === undefined || this.plan.mode === "beyond") {
       this.behindSince.clear();
@@ -463,10 +465,27 @@ export class Nemesis {
         return;
       }
       case "crash-control-plane": {
+        // Now (kill -9, with power loss 70%), or inside the next epoch bump or recovery record, while
+        // a writer recovers: the store may have made the change durable and died before answering.
         if (!this.cluster.controlPlaneUp) return;
         const crashDisk = this.random.chance(0.7);
-        this.cluster.crashControlPlane(crashDisk);
-        done({ kind, nodes: [], until, heal: () => this.cluster.restartControlPlane() }, { crashDisk });
+        const inCall = this.random.chance(0.5);
+        const heal = (): void => {
+          this.cluster.disarmControlPlaneCrash();
+          this.cluster.restartControlPlane();
+        };
+        if (!inCall) {
+          this.cluster.crashControlPlane(crashDisk);
+          done({ kind, nodes: [], until, heal }, { crashDisk });
+          return;
+        }
+        const call = this.random.pick(["recordRecovery", "bumpVolumeEpoch"]);
+        const afterMs = this.random.float() * 1.5;
+        this.cluster.armControlPlaneCrash([call], afterMs, crashDisk);
+        const old = this.cluster.liveWriters().find((x) => x.active);
+        if (old !== undefined) this.cluster.killWriter(old);
+        const w = this.startWriterSomewhere();
+        done({ kind, nodes: [], until, heal }, { crashDisk, call, afterMs, writer: w.name });
         return;
       }
       case "partition-writer-cp": {

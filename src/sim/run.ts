@@ -99,6 +99,7 @@ export async function runSimulation(options: SimOptions): Promise<SimResult> {
     onVdl: (w, vdl) => checker.onVdl(w, vdl),
     onRecoveryRecorded: (e, vdl, tt) => checker.onRecoveryRecorded(e, vdl, tt),
     onNodeStarted: (n, states) => checker.onNodeStarted(n, states),
+    onControlPlaneReopened: (recoveries) => checker.onControlPlaneReopened(recoveries),
   };
   const cluster = new SimCluster(world, config, history, hooks, world.random.fork());
   const nemesis = new Nemesis(world, cluster, checker, world.random.fork(), plan);

@@ -11,18 +11,32 @@
  * Sockets that close hand their totals to an accumulator and are dropped, so the set stays as small
  * as the number of open connections.
  */
+import { readFileSync } from "node:fs";
 import { createServer, Socket } from "node:net";
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      const port = typeof addr === "object" && addr !== null ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
+/** Listening ports are picked from here up to the kernel's ephemeral range. */
+const LOWEST_PORT = 10_000;
+
+/**
+ * The first port of the kernel's ephemeral range (Linux: `ip_local_port_range`, 32768 by default).
+ * Ports the bench hands to servers are picked below it: a port in the ephemeral range that is free
+ * now can be taken, before the server binds it, by the local end of any outgoing connection on the
+ * machine — a storage node starting seconds later, or a writer re-binding its port after a restart,
+ * then fails with EADDRINUSE. Below the range, only another listener can collide.
+ */
+function ephemeralLow(): number {
+  try {
+    const low = Number(readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0]);
+    if (Number.isInteger(low) && low > LOWEST_PORT + 1000 && low <= 65_535) return low;
+  } catch {
+    // Not Linux: the IANA dynamic range starts at 49152.
+  }
+  return 32_768;
+}
+
+/** A loopback port free right now, below the ephemeral range (see `ephemeralLow`). */
+export async function freePort(): Promise<number> {
+  return freePortRange(1);
 }
 
 type Connect = (this: Socket, ...args: unknown[]) => Socket;
@@ -67,11 +81,12 @@ export class SocketByteCounter {
 
 /**
  * A base port such that `count` consecutive loopback ports are free right now (a cluster that takes
- * ports n, n+1, …). Random bases in the dynamic-ish range, bounded attempts.
+ * ports n, n+1, …). Random bases below the ephemeral range (see `ephemeralLow`), bounded attempts.
  */
 export async function freePortRange(count: number, attempts = 50): Promise<number> {
+  const span = ephemeralLow() - count - LOWEST_PORT;
   for (let a = 0; a < attempts; a++) {
-    const base = 20_000 + Math.floor(Math.random() * 30_000);
+    const base = LOWEST_PORT + Math.floor(Math.random() * span);
     let ok = true;
     for (let i = 0; i < count && ok; i++) ok = await canListen(base + i);
     if (ok) return base;

@@ -215,8 +215,12 @@ export const writerService: ClusterService = {
         "--cache-mb", String(ctx.writer.cacheMb),
       ],
       logFile,
+      // A writer that served and then crashed is no crash loop: it comes back after the shortest delay
+      // every time (the restart target is about a second), not after a backoff grown by earlier crashes.
+      readyLine: /^writer of volume .* ready on /,
     }], {
       clock: ctx.env.clock,
+      backoff: { initialMs: 100 },
       onEvent: (e) => {
         if (!ready) return;
         if (e.type === "started") ctx.report(`writer restarted (pid ${e.pid}); it recovers the volume and serves ${url} again`);

@@ -5,8 +5,9 @@
  *   `borealis up`, which then stops the children in order; and with an IPC channel, so a child notices
  *   when `up` itself dies without cleaning up (see lifecycle.ts) and exits instead of lingering.
  * - A child that exits unexpectedly is reported and restarted after a capped exponential backoff
- *   (0.5 s, 1 s, 2 s … 30 s); a child that had run for 30 s before it exited starts again from the
- *   shortest delay. A crash loop therefore costs little, and a one-off crash is repaired quickly.
+ *   (0.5 s, 1 s, 2 s … 30 s); a child that had run for 30 s before it exited — or had printed its
+ *   `readyLine` (it was serving) — starts again from the shortest delay. A crash loop therefore costs
+ *   little, and a one-off crash is repaired quickly, however soon after the last one it comes.
  * - `stop()` sends SIGTERM to each child by PID, waits up to `stopTimeoutMs`, then sends SIGKILL to
  *   whatever is left. It never signals a process it did not start.
  * - Each child's stdout and stderr are appended to its log file; the last lines are also kept in
@@ -27,6 +28,11 @@ export interface ChildSpec {
   readonly args: readonly string[];
   /** stdout and stderr are appended here. */
   readonly logFile: string;
+  /**
+   * A line of output meaning "started and serving": a run that printed it was no crash loop, so its
+   * exit restarts the child after the shortest delay, however short the run.
+   */
+  readonly readyLine?: RegExp;
 }
 
 export type SupervisorEvent =
@@ -74,6 +80,8 @@ class Supervised {
   exits = 0;
   consecutiveFailures = 0;
   startedAtMs = 0;
+  /** This run printed the spec's `readyLine`. */
+  readyThisRun = false;
   restartTimer: Timer | null = null;
   lastExit: ChildStatus["lastExit"] = null;
   readonly tail: string[] = [];
@@ -94,6 +102,7 @@ class Supervised {
     this.partial = lines.pop()!.slice(-TAIL_LINE_CHARS);
     for (const line of lines) {
       if (line.trim().length === 0) continue;
+      if (this.spec.readyLine?.test(line) === true) this.readyThisRun = true;
       this.tail.push(line.slice(0, TAIL_LINE_CHARS));
       if (this.tail.length > TAIL_LINES) this.tail.shift();
     }
@@ -172,6 +181,7 @@ export class Supervisor {
     s.tail.length = 0;
     s.partial = "";
     s.startedAtMs = this.options.clock.nowMs();
+    s.readyThisRun = false;
     s.log.write(`--- ${new Date().toISOString()} starting ${s.spec.label} (start #${s.starts}) ---\n`);
     const child = spawn(s.spec.command, [...s.spec.args], { stdio: ["ignore", "pipe", "pipe", "ipc"], detached: true });
     s.child = child;
@@ -194,7 +204,7 @@ export class Supervisor {
       let restartInMs: number | null = null;
       if (!this.stopping) {
         const ranMs = this.options.clock.nowMs() - s.startedAtMs;
-        s.consecutiveFailures = ranMs >= this.resetAfterMs ? 1 : s.consecutiveFailures + 1;
+        s.consecutiveFailures = ranMs >= this.resetAfterMs || s.readyThisRun ? 1 : s.consecutiveFailures + 1;
         restartInMs = Math.min(this.maxMs, this.initialMs * 2 ** Math.min(20, s.consecutiveFailures - 1));
         s.restartTimer = this.options.clock.setTimer(restartInMs, () => {
           s.restartTimer = null;

@@ -1,9 +1,10 @@
 /**
- * CI's smoke test of `npm run bench -- --quick`: the bench runs end to end against the systems that
- * exist today (PostgreSQL, installed by the bench if missing, and SQLite; BENCH_SMOKE_SYSTEMS
- * overrides, e.g. "borealis,postgres,sqlite") into a temporary directory, and produces results.json
- * and report.md of the expected structure. It never checks a speed: only that every figure was
- * produced. PostgreSQL is skipped — with the reason printed — only when it cannot be installed.
+ * CI's smoke test of `npm run bench -- --quick`: the bench runs end to end against all three systems
+ * (Borealis through `borealis up` and its GET /metrics, PostgreSQL, installed by the bench if missing,
+ * and SQLite; BENCH_SMOKE_SYSTEMS overrides, e.g. "postgres,sqlite") into a temporary directory, and
+ * produces results.json and report.md of the expected structure. It never checks a speed: only that
+ * every figure was produced. PostgreSQL is skipped — with the reason printed — only when it cannot be
+ * installed.
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
@@ -16,7 +17,7 @@ import { RESULTS_SCHEMA, type ResultsFile } from "../../bench/results.js";
 import type { SystemName } from "../../bench/systems/system.js";
 
 const RUN_JS = fileURLToPath(new URL("../../bench/run.js", import.meta.url));
-const SYSTEMS = (process.env.BENCH_SMOKE_SYSTEMS ?? "postgres,sqlite").split(",") as SystemName[];
+const SYSTEMS = (process.env.BENCH_SMOKE_SYSTEMS ?? "borealis,postgres,sqlite").split(",") as SystemName[];
 const TIMED = ["write", "read", "mix", "transfer"] as const;
 const QUICK_CLIENTS = [1, 32];
 const QUICK_LIMIT_MS = 120_000;
@@ -57,6 +58,8 @@ describe("bench --quick (smoke)", () => {
       // A requested system that could not start makes the run exit 1; otherwise it must succeed.
       assert.equal(run.code, measured.length === SYSTEMS.length ? 0 : 1, run.output);
 
+      const borealis = r.systems.find((s) => s.name === "borealis");
+      if (borealis?.status === "ok") assert.equal(borealis.settings.metrics, "GET /metrics", "Borealis serves GET /metrics");
       for (const name of measured) {
         const inProcess = r.systems.find((s) => s.name === name)!.clientModel === "in-process";
         for (const w of TIMED) {
@@ -70,9 +73,13 @@ describe("bench --quick (smoke)", () => {
             assert.ok(row.serverCpuPerOpUs !== null, `${name} ${w} @${c}: CPU per op`);
             assert.ok(row.serverPeakRssBytes !== null && row.serverPeakRssBytes > 0, `${name} ${w} @${c}: peak memory`);
             assert.ok(row.cdf.length > 0, `${name} ${w} @${c}: latency distribution`);
-            // Borealis reports its redo through GET /metrics; until it serves one, the figure is "–".
-            const logCounted = name !== "borealis" || r.systems.find((s) => s.name === name)!.settings.metrics === "GET /metrics";
-            if (w !== "read" && logCounted) assert.ok(row.logBytesPerCommit !== null && row.logBytesPerCommit > 0, `${name} ${w} @${c}: log bytes per commit`);
+            // Borealis reports its redo, and the writer↔storage traffic, through GET /metrics.
+            if (w !== "read") assert.ok(row.logBytesPerCommit !== null && row.logBytesPerCommit > 0, `${name} ${w} @${c}: log bytes per commit`);
+            if (w !== "read" && name === "borealis") {
+              assert.ok(row.logRecordsPerCommit !== null && row.logRecordsPerCommit > 0, `${name} ${w} @${c}: redo records per commit`);
+              assert.ok(row.internalNetBytesPerCommit !== null && row.internalNetBytesPerCommit >= row.logBytesPerCommit!, `${name} ${w} @${c}: storage bytes per commit (the redo goes to six segments)`);
+            }
+            if (w === "write" && name === "borealis") t.diagnostic(`Borealis write @${c}: ${Math.round(row.logBytesPerCommit!)} redo B/commit, ${Math.round(row.internalNetBytesPerCommit!)} storage B/commit`);
             if (!inProcess) assert.ok((row.netBytesPerOp ?? 0) > 0, `${name} ${w} @${c}: network bytes per op`);
             if (name !== "postgres" && measured.includes("postgres")) assert.ok(row.vsPostgres !== null, `${name} ${w} @${c}: ratio to PostgreSQL`);
           }
@@ -82,6 +89,7 @@ describe("bench --quick (smoke)", () => {
         const restart = r.restart.filter((p) => p.system === name);
         assert.equal(restart.length, r.config.restartRecords.length, `${name}: a restart point per log length`);
         for (const p of restart) assert.ok(p.error === null && p.restartMs !== null && (p.records ?? 0) > 0, `${name}: restart ${JSON.stringify(p)}`);
+        if (name === "borealis") for (const p of restart) assert.match(p.recordsSource ?? "", /^GET \/metrics/, "Borealis's log length counted exactly");
       }
       for (const c of r.checks) assert.ok(c.ok, `check ${c.system} ${c.workload}: ${c.message}`);
 

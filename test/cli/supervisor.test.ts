@@ -48,6 +48,21 @@ test("a crashing child is restarted with growing backoff, its output kept; stop 
   assert.ok((log.match(/boom: no disk/g) ?? []).length >= 4, "every run's output is in the log file");
 });
 
+test("a child that printed its ready line before crashing restarts after the shortest delay every time", async (t) => {
+  const dir = await tempDir(t);
+  const events: SupervisorEvent[] = [];
+  const sup = new Supervisor([
+    { ...nodeScript("served", dir, "console.log('serving on 1234'); setTimeout(() => process.exit(1), 20)"), readyLine: /^serving on / },
+    { ...nodeScript("loop", dir, "console.log('starting'); process.exit(1)"), readyLine: /^serving on / },
+  ], { clock: realClock, backoff: { initialMs: 50, maxMs: 400 }, onEvent: (e) => events.push(e) });
+  sup.start();
+  await until(() => sup.status("served").exits >= 4 && sup.status("loop").exits >= 4, 10_000, "four exits each");
+  await sup.stop();
+  const delays = (key: string) => events.filter((e) => e.type === "exited" && e.key === key).slice(0, 4).map((e) => e.type === "exited" && e.restartInMs);
+  assert.deepEqual(delays("served"), [50, 50, 50, 50], "it was serving: no crash loop");
+  assert.deepEqual(delays("loop"), [50, 100, 200, 400], "never ready: a crash loop backs off");
+});
+
 test("stop: SIGTERM first, SIGKILL for a child that ignores it", async (t) => {
   const dir = await tempDir(t);
   const polite = "process.on('SIGTERM', () => { console.log('bye'); process.exit(0); }); setInterval(() => {}, 1000); console.log('up');";

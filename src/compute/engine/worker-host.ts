@@ -130,7 +130,9 @@ export class WorkerHost {
     const id = this.nextId++;
     return new Promise<Answer>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      if (this.outbox.length === 0) queueMicrotask(() => this.flush());
+      // Flushed after the event loop's current I/O phase, not per request: every request that arrived
+      // on any connection in this round goes to the worker in one postMessage (one thread wake-up).
+      if (this.outbox.length === 0) setImmediate(() => this.flush());
       this.outbox.push({ ...body, id } as WorkerRequest);
     });
   }

@@ -57,7 +57,12 @@ export interface ShipperMember {
 }
 
 export interface PgShipperOptions {
-  /** Write batches in flight per segment. Default 32. */
+  /**
+   * Write batches in flight per segment. Default 2: enough to keep a segment busy (one batch on the
+   * wire while the node fsyncs the other), few enough that under load MTRs queue behind them and
+   * leave together — a storage node's cost is mostly per batch (frame, hot-log append, ack), so
+   * fewer, fuller batches cut its CPU per commit (docs/ARCHITECTURE.md D10, measured there).
+   */
   readonly window?: number;
   /** Bytes of records per write batch at most. Default 256 KiB. */
   readonly maxBatchBytes?: number;
@@ -121,7 +126,7 @@ export class PgShipper {
     assert(members.length === 6 && new Set(members.map((m) => m.nodeId)).size === 6, `PG ${geometry.pgId} has six distinct segments`);
     this.key = { volumeId: geometry.volumeId, pgId: geometry.pgId };
     this.members = members.map((m) => new Member(m.nodeId, m.client));
-    this.window = options.window ?? 32;
+    this.window = options.window ?? 2;
     this.maxBatchBytes = options.maxBatchBytes ?? 256 * 1024;
     this.maxOutboxBytes = options.maxOutboxBytes ?? 32 * 1024 * 1024;
     this.retryInitialMs = options.retryInitialMs ?? 20;

@@ -14,7 +14,11 @@ import { lineChart, ninesLabel, ninesOf, SYSTEM_COLORS, usLabel, type Series } f
 import type { SystemName } from "./systems/system.js";
 import type { WorkloadName } from "./workloads/workload.js";
 
-const TITLES: Readonly<Record<SystemName, string>> = { borealis: "Borealis", postgres: "PostgreSQL", sqlite: "SQLite" };
+const TITLES: Readonly<Record<SystemName, string>> = {
+  borealis: "Borealis", "borealis-hrana": "Borealis (lean Hrana client)", postgres: "PostgreSQL", sqlite: "SQLite",
+};
+/** Display order. */
+const SYSTEM_ORDER: readonly SystemName[] = ["borealis", "borealis-hrana", "postgres", "sqlite"];
 
 function systemLabel(r: ResultsFile, name: SystemName): string {
   const s = r.systems.find((x) => x.name === name);
@@ -24,9 +28,8 @@ function systemLabel(r: ResultsFile, name: SystemName): string {
 /** The rows of the summary table, in display order: workload, clients, system. */
 function orderedRows(r: ResultsFile): SummaryRow[] {
   const wOrder = r.workloads.map((w) => w.name);
-  const sOrder: SystemName[] = ["borealis", "postgres", "sqlite"];
   return [...r.results].sort((a, b) =>
-    wOrder.indexOf(a.workload) - wOrder.indexOf(b.workload) || a.clients - b.clients || sOrder.indexOf(a.system) - sOrder.indexOf(b.system));
+    wOrder.indexOf(a.workload) - wOrder.indexOf(b.workload) || a.clients - b.clients || SYSTEM_ORDER.indexOf(a.system) - SYSTEM_ORDER.indexOf(b.system));
 }
 
 function throughputCell(row: SummaryRow): string {
@@ -149,7 +152,7 @@ function latencyChart(r: ResultsFile, workload: WorkloadName, title: string, cli
 
 function restartChart(r: ResultsFile): string {
   const series: Series[] = [];
-  for (const name of ["borealis", "postgres", "sqlite"] as const) {
+  for (const name of SYSTEM_ORDER) {
     const pts = r.restart.filter((p) => p.system === name && p.restartMs !== null)
       .map((p) => [p.records ?? p.targetRecords, p.restartMs!] as const);
     if (pts.length > 0) series.push({ name: TITLES[name], color: SYSTEM_COLORS[name]!, points: pts });
@@ -294,6 +297,9 @@ export function renderMarkdown(r: ResultsFile, readme = "../README.md"): { markd
     const methods = new Map<string, string>();
     for (const p of r.restart) if (p.method !== null) methods.set(TITLES[p.system], p.method);
     for (const [sys, method] of methods) out.push(`- ${sys}: ${method}`);
+    for (const p of r.restart) {
+      if ((p.details ?? []).length > 0) out.push(`- ${TITLES[p.system]}, ${fmtNum(p.records ?? p.targetRecords)} records: ${p.details!.join("; ")}`);
+    }
     out.push("");
   }
 
@@ -323,6 +329,12 @@ export function renderMarkdown(r: ResultsFile, readme = "../README.md"): { markd
     "through their users' client libraries, SQLite runs inside the load generator (no network, one connection: the single-node bound, drawn dashed).");
   out.push("- Load generators are separate processes; on a 2-core machine they still compete with the server for CPU, equally for every networked system. " +
     "Client CPU per op is reported so that cost is visible.");
+  if (r.systems.some((s) => s.name === "borealis-hrana" && s.status === "ok")) {
+    out.push("- Two Borealis rows, one server: \"Borealis\" is reached through @libsql/client (what applications use), \"Borealis (lean Hrana client)\" " +
+      "through a minimal Hrana v2 client on node:http (bench/systems/hrana-client.ts) making the same round trips. @libsql/client costs ~2 ms of CPU " +
+      "per operation in the client process, and here clients and servers share the cores: the gap between the two rows (and their client CPU/op) " +
+      "is the client library's cost, and the lean row is closer to what the server itself can do.");
+  }
   out.push("- Durability: PostgreSQL fsync=on, synchronous_commit=on; SQLite WAL with synchronous=FULL; Borealis acknowledges a commit once a " +
     "4-of-6 storage quorum has it on disk.");
   out.push("- Medians of repeats; `spread` is ±half the min–max range of the repeats relative to the median. Ratios divide medians.");

@@ -127,6 +127,8 @@ export interface RestartPoint {
   readonly restartMs: number | null;
   readonly repeatsMs: readonly number[];
   readonly method: string | null;
+  /** Per repeat, where the restart's time went, when the system says (optional: older results lack it). */
+  readonly details?: readonly string[];
   readonly error: string | null;
 }
 

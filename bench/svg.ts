@@ -43,6 +43,7 @@ export interface ChartSpec {
 
 export const SYSTEM_COLORS: Readonly<Record<string, string>> = {
   borealis: "#4c51bf",
+  "borealis-hrana": "#9f7aea",
   postgres: "#c05621",
   sqlite: "#2f855a",
 };

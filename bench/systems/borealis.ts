@@ -24,7 +24,8 @@ import { assert } from "../../src/core/assert.js";
 import { packageVersion } from "./package-version.js";
 import { sleep } from "../cleanup.js";
 import { processExists, processTree, waitGone } from "../proc.js";
-import { KV_DDL, recreate } from "../workloads/workload.js";
+import { KV_DDL, multiRowInsert, recreate, rowValue } from "../workloads/workload.js";
+import { HranaClient } from "./hrana-client.js";
 import { freePort, freePortRange } from "../net.js";
 import {
   SystemUnavailable, type BenchConnection, type BenchSystem, type ClientSpec, type PreparedLog, type RestartMeasurement,
@@ -36,6 +37,19 @@ const LIBSQL_CLIENT_VERSION = packageVersion("@libsql/client");
 const START_TIMEOUT_MS = 120_000;
 const STOP_TIMEOUT_MS = 30_000;
 const RESTART_TIMEOUT_MS = 120_000;
+
+// Restart logs (prepareLog): rows of ~400 bytes, ~9 to a 4 KiB page.
+const LOG_MAX_ROWS = 200_000;
+const LOG_ROWS_PER_TXN = 200;
+const LOG_CLIENTS = 4;
+const LOG_MAX_TXNS_PER_ROUND = 20;
+const LOG_SEED_ROWS_PER_INSERT = 500;
+const LOG_ROWS_PER_PAGE = 9;
+
+/** A deterministic 400-byte value. */
+function logValue(id: number): string {
+  return rowValue(id).repeat(4);
+}
 
 /** The JSON `GET /metrics` is expected to return. Every field optional; counters are cumulative. */
 export interface BorealisMetrics {
@@ -127,6 +141,287 @@ class LibsqlConnection implements BenchConnection {
 
 // --------------------------------------------------------------------------------------------- server
 
+async function startCluster(ctx: StartContext): Promise<RunningSystem> {
+  const command = cliCommand();
+  const dataDir = join(ctx.workDir, "borealis");
+  mkdirSync(dataDir, { recursive: true });
+  // Every port the cluster listens on is chosen free, so the bench never meets another cluster
+  // (a developer's `npm start`, a test) on the default ports.
+  const port = await freePort();
+  const controlPlanePort = await freePort();
+  const storageBasePort = await freePortRange(6);
+  const upArgs = ["up", "--data", dataDir, "--port", String(port), "--control-plane-port", String(controlPlanePort), "--storage-base-port", String(storageBasePort)];
+  const url = `http://127.0.0.1:${port}`;
+  const logFile = join(ctx.workDir, "borealis.log");
+  const logTail = (): string => {
+    try {
+      return readFileSync(logFile, "utf8").trim().split("\n").slice(-3).join(" | ");
+    } catch {
+      return "(no output)";
+    }
+  };
+
+  interface Launched { child: ChildProcess; pid: number; unregister: () => void }
+  const launch = (): Launched => {
+    const fd = openSync(logFile, "a");
+    const [program, ...args] = command;
+    // Its own process group: the cluster's storage nodes and writer are stopped together, by group.
+    const child = spawn(program!, [...args, ...upArgs], {
+      stdio: ["ignore", fd, fd], detached: true, env: { ...process.env },
+    });
+    closeSync(fd);
+    child.on("error", () => {});
+    if (child.pid === undefined) throw new SystemUnavailable(`could not spawn ${program}`);
+    const unregister = ctx.cleanup.addProcess("borealis up", child.pid, { signal: "SIGTERM", graceMs: STOP_TIMEOUT_MS, group: true });
+    return { child, pid: child.pid, unregister };
+  };
+  const waitHealthy = async (l: Launched, timeoutMs: number): Promise<void> => {
+    const deadline = performance.now() + timeoutMs;
+    let last = "no answer yet";
+    // Bounded by the deadline.
+    for (;;) {
+      if (l.child.exitCode !== null || l.child.signalCode !== null) {
+        throw new SystemUnavailable(`\`borealis up\` exited (${l.child.exitCode ?? l.child.signalCode}) before /health answered: ${logTail()}`);
+      }
+      try {
+        const r = await getJson(`${url}/health`, 2_000);
+        if (r.status === 200) return;
+        last = `/health answered ${r.status}: ${JSON.stringify(r.body).slice(0, 200)}`;
+      } catch (e) {
+        last = (e as Error).message;
+      }
+      if (performance.now() > deadline) throw new SystemUnavailable(`no healthy /health within ${timeoutMs} ms (${last}); ${logTail()}`);
+      await sleep(50);
+    }
+  };
+
+  let cluster = launch();
+  ctx.log(`borealis starting: ${command.join(" ")} ${upArgs.join(" ")} (pid ${cluster.pid})`);
+  try {
+    await waitHealthy(cluster, START_TIMEOUT_MS);
+  } catch (e) {
+    await stopGroup(cluster.pid);
+    cluster.unregister();
+    throw e;
+  }
+
+  const metrics = async (): Promise<BorealisMetrics | null> => {
+    try {
+      const r = await getJson(`${url}/metrics`, 2_000);
+      return r.status === 200 && typeof r.body === "object" && r.body !== null ? (r.body as BorealisMetrics) : null;
+    } catch {
+      return null;
+    }
+  };
+  const num = (v: unknown): number | null => (typeof v === "number" && Number.isFinite(v) ? v : null);
+  const first = await metrics();
+  const reported = await getJson(`${url}/version`, 2_000).then((r) => {
+    const b = r.body as { version?: unknown } | null;
+    return r.status === 200 && b !== null && typeof b === "object" && typeof b.version === "string" && b.version !== "unknown" ? b.version : null;
+  }).catch(() => null);
+  // Until the endpoint reports a release, the commit of the checkout is the version that matters.
+  const version = reported !== null ? `Borealis ${reported}` : `Borealis (commit ${gitCommit()})`;
+  const spec: ClientSpec = { system: "borealis", url };
+  let lastRestartCheck: { id: number; k: number } | null = null;
+  let restartSerial = 0;
+  let stopped = false;
+
+  return {
+    version,
+    settings: {
+      endpoint: url,
+      command: `${command.map((c) => c.replace(process.cwd() + "/", "")).join(" ")} up --data <tmp> --port ${port} …`,
+      metrics: first === null ? "GET /metrics not available: redo and network figures not measured" : "GET /metrics",
+    },
+    clientSpec: spec,
+    async serverPids() {
+      const m = await metrics();
+      const pids = (m?.processes ?? []).map((p) => p.pid).filter((p) => processExists(p));
+      // The `up` process and its descendants; listed PIDs outside that tree are added.
+      return [cluster.pid, ...pids];
+    },
+    async counters(): Promise<SystemCounters> {
+      const m = await metrics();
+      if (m === null) return { logBytes: null, logRecords: null, internalNetBytes: null };
+      const extra: Record<string, number> = {};
+      for (const [k, v] of Object.entries(m)) if (typeof v === "number" && Number.isFinite(v)) extra[k] = v;
+      return { logBytes: num(m.redoBytes), logRecords: num(m.redoRecords), internalNetBytes: num(m.storageNetBytes), extra };
+    },
+    restart: {
+      async prepareLog(records: number, budgetMs: number, progress: (done: number) => void): Promise<PreparedLog> {
+        const deadline = performance.now() + budgetMs;
+        // The x axis is the log written, not `recordsSinceMaterialization`: Borealis has no
+        // checkpoint, and its storage nodes materialize continuously in the background, so the
+        // records above their materialized point stay at a few hundred whatever the log's length (a
+        // log "since the last materialization" of 100 000 records cannot be built). That backlog at
+        // the crash is reported beside the figure (recordsSource).
+        //
+        // Built fast (a million records in minutes, not the hour single-row commits would take): a
+        // table of `tableRows` rows of 400 bytes (~9 rows per 4 KiB page), then autocommit UPDATEs of
+        // `perTxn` random rows each — every one dirties ~perTxn pages, so ~perTxn redo records per
+        // commit — from LOG_CLIENTS connections at once, in rounds; after each round GET /metrics says
+        // how far the log is, and the rounds shrink as the target nears, so the log ends within a few
+        // transactions of it. Both sizes scale with the target: 1 M records → 200 000 rows (~23 000
+        // records to load them), 200 per UPDATE; 1 000 records → 200 rows, 20 per UPDATE.
+        const tableRows = Math.max(50, Math.min(LOG_MAX_ROWS, Math.round(records / 5)));
+        const perTxn = Math.max(1, Math.min(LOG_ROWS_PER_TXN, Math.round(records / 50)));
+        // The lean client: the log is built from the harness, and its CPU is better left to the server.
+        const clients = Array.from({ length: LOG_CLIENTS }, () => new HranaClient(url));
+        try {
+          await recreate(clients[0]!, "restart_log", KV_DDL.replace("TABLE kv", "TABLE restart_log"));
+          const base = await metrics();
+          const delta = (m: BorealisMetrics | null, key: "redoRecords" | "redoBytes"): number | null =>
+            num(m?.[key]) !== null && num(base?.[key]) !== null && num(m![key])! >= num(base![key])! ? num(m![key])! - num(base![key])! : null;
+          const since = (m: BorealisMetrics | null): number | null => delta(m, "redoRecords");
+          let seeded = 0;
+          let rows = 0;
+          let estimate = 0; // pages touched, the count without /metrics
+          let commits = 0;
+          let counted = 0;
+          const op = async (c: HranaClient): Promise<void> => {
+            if (seeded < tableRows) {
+              const first = seeded + 1;
+              const n = Math.min(LOG_SEED_ROWS_PER_INSERT, tableRows - seeded);
+              seeded += n;
+              const args: SqlArg[] = [];
+              for (let id = first; id < first + n; id++) args.push(id, id % 1000, logValue(id));
+              await c.execute(multiRowInsert("restart_log", ["id", "k", "v"], n), args);
+              rows += n;
+              estimate += Math.ceil(n / LOG_ROWS_PER_PAGE) + 1;
+            } else {
+              const ids = Array.from({ length: Math.min(perTxn, tableRows) }, () => 1 + Math.floor(Math.random() * tableRows));
+              await c.execute(`UPDATE restart_log SET k = k + 1 WHERE id IN (${ids.map(() => "?").join(", ")})`, ids);
+              rows += ids.length;
+              estimate += new Set(ids.map((id) => Math.floor((id - 1) / LOG_ROWS_PER_PAGE))).size;
+            }
+            commits++;
+          };
+          // Bounded by the deadline (and by the target: every round commits at least one transaction).
+          // A round is up to LOG_CLIENTS connections committing `each` transactions one after the
+          // other, sized to half of what is left: long rounds far from the target (GET /metrics, which
+          // asks every storage node, is then rare), single transactions near it.
+          while (counted < records && performance.now() < deadline) {
+            const perCommit = commits === 0 ? perTxn : Math.max(1, counted / commits);
+            const left = Math.ceil((records - counted) / perCommit);
+            const ops = Math.max(1, Math.min(LOG_CLIENTS, left));
+            const each = Math.max(1, Math.min(LOG_MAX_TXNS_PER_ROUND, Math.floor(left / (2 * ops))));
+            await Promise.all(clients.slice(0, ops).map(async (c) => {
+              for (let i = 0; i < each && performance.now() < deadline; i++) await op(c);
+            }));
+            counted = since(await metrics()) ?? estimate;
+            progress(counted);
+          }
+          // The last committed write, which the restarted writer must serve.
+          const marker = -1 - restartSerial++;
+          await clients[0]!.execute("UPDATE restart_log SET k = ? WHERE id = 1", [marker]);
+          lastRestartCheck = { id: 1, k: marker };
+          const m = await metrics();
+          const exact = since(m);
+          const backlog = num(m?.recordsSinceMaterialization);
+          return {
+            records: exact ?? estimate + 1,
+            recordsSource: exact === null
+              ? "estimate (one redo record per 4 KiB page each commit touched; no /metrics)"
+              : `GET /metrics: redo records written${backlog === null ? "" : `; ${backlog} above the storage nodes' materialized point at the crash`}`,
+            bytes: delta(m, "redoBytes"),
+            rows: rows + 1,
+          };
+        } finally {
+          await Promise.all(clients.map((c) => c.close()));
+        }
+      },
+      async crashAndRestart(): Promise<RestartMeasurement> {
+        const check = lastRestartCheck;
+        assert(check !== null, "borealis: prepareLog before crashAndRestart");
+        const m = await metrics();
+        const writer = m?.processes?.find((p) => p.role === "writer") ?? findWriter(cluster.pid);
+        let method: string;
+        let t0: number;
+        if (writer !== undefined && processExists(writer.pid)) {
+          // The cluster's supervisor brings the writer back; the endpoint stays the same.
+          process.kill(writer.pid, "SIGKILL");
+          await waitGone(writer.pid, 10_000);
+          t0 = performance.now();
+          method = "writer process SIGKILLed; `borealis up`'s supervisor starts a new one after 0.1 s (src/cli/local-cluster.ts), which recovers the volume; " +
+            "time until the same endpoint reads the last committed row (the delay, process start, recovery and the first read included)";
+        } else {
+          // No writer PID published: crash the whole local cluster and start it again on its data.
+          await stopGroup(cluster.pid, "SIGKILL");
+          cluster.unregister();
+          t0 = performance.now();
+          cluster = launch();
+          method = "whole `borealis up` process group SIGKILLed and restarted on the same data (no writer pid in /metrics); time until it reads the last committed row";
+        }
+        const client = createClient({ url });
+        try {
+          const deadline = t0 + RESTART_TIMEOUT_MS;
+          // Bounded by the deadline; polls every 5 ms.
+          for (;;) {
+            try {
+              const rs = await client.execute({ sql: "SELECT k FROM restart_log WHERE id = ?", args: [check.id] });
+              if (rs.rows.length !== 1 || Number(rs.rows[0]![0]) !== check.k) {
+                throw new Error(`the last commit (row ${check.id}: k = ${check.k}) lost after the crash: read ${JSON.stringify(rs.rows.map((r) => Array.from(r)))}`);
+              }
+              break;
+            } catch (e) {
+              if (/lost after the crash/.test((e as Error).message)) throw e;
+              if (performance.now() > deadline) throw new Error(`borealis did not serve within ${RESTART_TIMEOUT_MS} ms after the crash: ${(e as Error).message}`);
+            }
+            await sleep(5);
+          }
+        } finally {
+          client.close();
+        }
+        const restartMs = performance.now() - t0;
+        // The new writer's own account of its start-up (src/compute/writer.ts), to tell a slow process
+        // start from a slow recovery.
+        const health = await getJson(`${url}/health`, 2_000).catch(() => null);
+        const startup = (health?.body as { startup?: Record<string, unknown>; recovery?: Record<string, unknown> } | null)?.startup;
+        const recovery = (health?.body as { recovery?: Record<string, unknown> } | null)?.recovery;
+        const detail = startup === undefined ? undefined
+          : `writer start-up ${String(startup.totalMs)} ms: volume ${String(startup.volumeMs)}, recovery ${String(startup.recoveryMs)}` +
+            `${typeof recovery?.recordsExamined === "number" ? ` (${recovery.recordsExamined} records examined)` : ""}, engine ${String(startup.engineMs)} (GET /health)`;
+        return { restartMs, method, ...(detail === undefined ? {} : { detail }) };
+      },
+    },
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await stopGroup(cluster.pid);
+      cluster.unregister();
+    },
+  };
+}
+
+/**
+ * One cluster for both Borealis client models in a run: "Borealis" (@libsql/client) and "Borealis
+ * (lean Hrana client)" (borealis-hrana.ts) are the same server seen through two clients, so they
+ * share one `borealis up` — started by whichever asks first, stopped when the last lets go. Their
+ * runs never overlap (the harness measures one system at a time), so the counters of a window are
+ * that window's; the two rows share tables, and the harness's insert ids are unique across systems.
+ * The shared `restart` object lets the harness measure the restart figure once per cluster. A failed
+ * start is remembered: the second row reports the same reason instead of waiting for it again.
+ */
+let shared: { readonly running: Promise<RunningSystem>; users: number } | null = null;
+
+export async function acquireCluster(ctx: StartContext): Promise<RunningSystem> {
+  if (shared === null) shared = { running: startCluster(ctx), users: 0 };
+  const mine = shared;
+  const cluster = await mine.running;
+  mine.users++;
+  let released = false;
+  return {
+    ...cluster,
+    async stop() {
+      if (released) return;
+      released = true;
+      if (--mine.users > 0) return;
+      if (shared === mine) shared = null;
+      await cluster.stop();
+    },
+  };
+}
+
 export const borealisSystem: BenchSystem = {
   name: "borealis",
   title: "Borealis",
@@ -134,215 +429,8 @@ export const borealisSystem: BenchSystem = {
   clientLibrary: `@libsql/client ${LIBSQL_CLIENT_VERSION} (HTTP)`,
 
   async start(ctx: StartContext): Promise<RunningSystem> {
-    const command = cliCommand();
-    const dataDir = join(ctx.workDir, "borealis");
-    mkdirSync(dataDir, { recursive: true });
-    // Every port the cluster listens on is chosen free, so the bench never meets another cluster
-    // (a developer's `npm start`, a test) on the default ports.
-    const port = await freePort();
-    const controlPlanePort = await freePort();
-    const storageBasePort = await freePortRange(6);
-    const upArgs = ["up", "--data", dataDir, "--port", String(port), "--control-plane-port", String(controlPlanePort), "--storage-base-port", String(storageBasePort)];
-    const url = `http://127.0.0.1:${port}`;
-    const logFile = join(ctx.workDir, "borealis.log");
-    const logTail = (): string => {
-      try {
-        return readFileSync(logFile, "utf8").trim().split("\n").slice(-3).join(" | ");
-      } catch {
-        return "(no output)";
-      }
-    };
-
-    interface Launched { child: ChildProcess; pid: number; unregister: () => void }
-    const launch = (): Launched => {
-      const fd = openSync(logFile, "a");
-      const [program, ...args] = command;
-      // Its own process group: the cluster's storage nodes and writer are stopped together, by group.
-      const child = spawn(program!, [...args, ...upArgs], {
-        stdio: ["ignore", fd, fd], detached: true, env: { ...process.env },
-      });
-      closeSync(fd);
-      child.on("error", () => {});
-      if (child.pid === undefined) throw new SystemUnavailable(`could not spawn ${program}`);
-      const unregister = ctx.cleanup.addProcess("borealis up", child.pid, { signal: "SIGTERM", graceMs: STOP_TIMEOUT_MS, group: true });
-      return { child, pid: child.pid, unregister };
-    };
-    const waitHealthy = async (l: Launched, timeoutMs: number): Promise<void> => {
-      const deadline = performance.now() + timeoutMs;
-      let last = "no answer yet";
-      // Bounded by the deadline.
-      for (;;) {
-        if (l.child.exitCode !== null || l.child.signalCode !== null) {
-          throw new SystemUnavailable(`\`borealis up\` exited (${l.child.exitCode ?? l.child.signalCode}) before /health answered: ${logTail()}`);
-        }
-        try {
-          const r = await getJson(`${url}/health`, 2_000);
-          if (r.status === 200) return;
-          last = `/health answered ${r.status}: ${JSON.stringify(r.body).slice(0, 200)}`;
-        } catch (e) {
-          last = (e as Error).message;
-        }
-        if (performance.now() > deadline) throw new SystemUnavailable(`no healthy /health within ${timeoutMs} ms (${last}); ${logTail()}`);
-        await sleep(50);
-      }
-    };
-
-    let cluster = launch();
-    ctx.log(`borealis starting: ${command.join(" ")} ${upArgs.join(" ")} (pid ${cluster.pid})`);
-    try {
-      await waitHealthy(cluster, START_TIMEOUT_MS);
-    } catch (e) {
-      await stopGroup(cluster.pid);
-      cluster.unregister();
-      throw e;
-    }
-
-    const metrics = async (): Promise<BorealisMetrics | null> => {
-      try {
-        const r = await getJson(`${url}/metrics`, 2_000);
-        return r.status === 200 && typeof r.body === "object" && r.body !== null ? (r.body as BorealisMetrics) : null;
-      } catch {
-        return null;
-      }
-    };
-    const num = (v: unknown): number | null => (typeof v === "number" && Number.isFinite(v) ? v : null);
-    const first = await metrics();
-    const reported = await getJson(`${url}/version`, 2_000).then((r) => {
-      const b = r.body as { version?: unknown } | null;
-      return r.status === 200 && b !== null && typeof b === "object" && typeof b.version === "string" && b.version !== "unknown" ? b.version : null;
-    }).catch(() => null);
-    // Until the endpoint reports a release, the commit of the checkout is the version that matters.
-    const version = reported !== null ? `Borealis ${reported}` : `Borealis (commit ${gitCommit()})`;
-    const spec: ClientSpec = { system: "borealis", url };
-    let lastRestartId = 0;
-    let stopped = false;
-
-    return {
-      version,
-      settings: {
-        endpoint: url,
-        command: `${command.map((c) => c.replace(process.cwd() + "/", "")).join(" ")} up --data <tmp> --port ${port} …`,
-        metrics: first === null ? "GET /metrics not available: redo and network figures not measured" : "GET /metrics",
-      },
-      clientSpec: spec,
-      async serverPids() {
-        const m = await metrics();
-        const pids = (m?.processes ?? []).map((p) => p.pid).filter((p) => processExists(p));
-        // The `up` process and its descendants; listed PIDs outside that tree are added.
-        return [cluster.pid, ...pids];
-      },
-      async counters(): Promise<SystemCounters> {
-        const m = await metrics();
-        if (m === null) return { logBytes: null, logRecords: null, internalNetBytes: null };
-        const extra: Record<string, number> = {};
-        for (const [k, v] of Object.entries(m)) if (typeof v === "number" && Number.isFinite(v)) extra[k] = v;
-        return { logBytes: num(m.redoBytes), logRecords: num(m.redoRecords), internalNetBytes: num(m.storageNetBytes), extra };
-      },
-      restart: {
-        async prepareLog(records: number, budgetMs: number, progress: (done: number) => void): Promise<PreparedLog> {
-          const deadline = performance.now() + budgetMs;
-          // Single-row commits from 16 concurrent connections until the writer reports `records` redo
-          // records written for this log (or, without /metrics, an estimate of 2 per commit).
-          //
-          // The x axis is the log written, not `recordsSinceMaterialization`: Borealis has no
-          // checkpoint, and its storage nodes materialize continuously in the background, so the
-          // records above their materialized point stay at a few hundred whatever the log's length (a
-          // log "since the last materialization" of 100 000 records cannot be built). That backlog at
-          // the crash is reported beside the figure (recordsSource).
-          const conn = new LibsqlConnection(createClient({ url }));
-          try {
-            await recreate(conn, "restart_log", KV_DDL.replace("TABLE kv", "TABLE restart_log"));
-            const base = await metrics();
-            const delta = (m: BorealisMetrics | null, key: "redoRecords" | "redoBytes"): number | null =>
-              num(m?.[key]) !== null && num(base?.[key]) !== null && num(m![key])! >= num(base![key])! ? num(m![key])! - num(base![key])! : null;
-            const since = (m: BorealisMetrics | null): number | null => delta(m, "redoRecords");
-            let rows = 0;
-            let counted = 0;
-            const clients = Array.from({ length: 16 }, () => new LibsqlConnection(createClient({ url })));
-            try {
-              // Bounded: each pass writes ≥ 1 row; the pass count is capped.
-              for (let pass = 0; pass < 1000 && counted < records && performance.now() < deadline; pass++) {
-                const chunk = Math.max(16, Math.min(10_000, Math.ceil((records - counted) / 2)));
-                let next = rows + 1;
-                const end = rows + 1 + chunk;
-                await Promise.all(clients.map(async (c) => {
-                  while (next < end && performance.now() < deadline) {
-                    const id = next++;
-                    await c.execute("INSERT INTO restart_log (id, k, v) VALUES (?, ?, ?)", [id, id % 1000, String(id).padEnd(100, "x")]);
-                  }
-                }));
-                rows = next - 1;
-                counted = since(await metrics()) ?? 2 * rows;
-                progress(counted);
-              }
-            } finally {
-              await Promise.all(clients.map((c) => c.close()));
-            }
-            lastRestartId = rows;
-            const m = await metrics();
-            const exact = since(m);
-            const backlog = num(m?.recordsSinceMaterialization);
-            return {
-              records: exact ?? 2 * rows,
-              recordsSource: exact === null
-                ? "estimate (2 redo records per single-row commit; no /metrics)"
-                : `GET /metrics: redo records written${backlog === null ? "" : `; ${backlog} above the storage nodes' materialized point at the crash`}`,
-              bytes: delta(m, "redoBytes"),
-              rows,
-            };
-          } finally {
-            await conn.close();
-          }
-        },
-        async crashAndRestart(): Promise<RestartMeasurement> {
-          assert(lastRestartId > 0, "borealis: prepareLog before crashAndRestart");
-          const m = await metrics();
-          const writer = m?.processes?.find((p) => p.role === "writer") ?? findWriter(cluster.pid);
-          let method: string;
-          let t0: number;
-          if (writer !== undefined && processExists(writer.pid)) {
-            // The cluster's supervisor brings the writer back; the endpoint stays the same.
-            process.kill(writer.pid, "SIGKILL");
-            await waitGone(writer.pid, 10_000);
-            t0 = performance.now();
-            method = "writer process SIGKILLed; `borealis up`'s supervisor starts a new one after 0.1 s (src/cli/local-cluster.ts), which recovers the volume; " +
-              "time until the same endpoint reads the last committed row (the delay, process start, recovery and the first read included)";
-          } else {
-            // No writer PID published: crash the whole local cluster and start it again on its data.
-            await stopGroup(cluster.pid, "SIGKILL");
-            cluster.unregister();
-            t0 = performance.now();
-            cluster = launch();
-            method = "whole `borealis up` process group SIGKILLed and restarted on the same data (no writer pid in /metrics); time until it reads the last committed row";
-          }
-          const client = createClient({ url });
-          try {
-            const deadline = t0 + RESTART_TIMEOUT_MS;
-            // Bounded by the deadline; polls every 5 ms.
-            for (;;) {
-              try {
-                const rs = await client.execute({ sql: "SELECT v FROM restart_log WHERE id = ?", args: [lastRestartId] });
-                if (rs.rows.length !== 1) throw new Error(`row ${lastRestartId} lost after the crash`);
-                break;
-              } catch (e) {
-                if (/lost after the crash/.test((e as Error).message)) throw e;
-                if (performance.now() > deadline) throw new Error(`borealis did not serve within ${RESTART_TIMEOUT_MS} ms after the crash: ${(e as Error).message}`);
-              }
-              await sleep(5);
-            }
-          } finally {
-            client.close();
-          }
-          return { restartMs: performance.now() - t0, method };
-        },
-      },
-      async stop() {
-        if (stopped) return;
-        stopped = true;
-        await stopGroup(cluster.pid);
-        cluster.unregister();
-      },
-    };
+    const cluster = await acquireCluster(ctx);
+    return { ...cluster, settings: { ...cluster.settings, client: "@libsql/client over HTTP (Hrana v2, JSON): what applications use" } };
   },
 
   async connect(spec: ClientSpec): Promise<BenchConnection> {

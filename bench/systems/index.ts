@@ -7,6 +7,7 @@ import type { BenchSystem, SystemName } from "./system.js";
 
 const LOADERS: Readonly<Record<SystemName, () => Promise<BenchSystem>>> = {
   borealis: async () => (await import("./borealis.js")).borealisSystem,
+  "borealis-hrana": async () => (await import("./borealis-hrana.js")).borealisHranaSystem,
   postgres: async () => (await import("./postgres.js")).postgresSystem,
   sqlite: async () => (await import("./sqlite.js")).sqliteSystem,
 };

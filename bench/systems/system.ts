@@ -1,6 +1,6 @@
 /**
  * The seam between the harness and a database under test. A system module (postgres.ts, sqlite.ts,
- * borealis.ts) exports one `BenchSystem`; adding a system is one module plus one line in `index.ts`.
+ * borealis.ts, borealis-hrana.ts) exports one `BenchSystem`; adding a system is one module plus one line in `index.ts`.
  *
  * A system is used from two kinds of process:
  * - the harness (run.ts) calls `start()` once, reads `counters()` and `serverPids()` at the edges of
@@ -13,8 +13,9 @@
  */
 import type { Cleanup } from "../cleanup.js";
 
-export type SystemName = "borealis" | "postgres" | "sqlite";
-export const SYSTEM_NAMES: readonly SystemName[] = ["borealis", "postgres", "sqlite"];
+/** `borealis-hrana`: the same Borealis server through a lean client (borealis-hrana.ts). */
+export type SystemName = "borealis" | "borealis-hrana" | "postgres" | "sqlite";
+export const SYSTEM_NAMES: readonly SystemName[] = ["borealis", "borealis-hrana", "postgres", "sqlite"];
 
 export type SqlArg = number | string | null;
 /** Rows as arrays of column values, in select-list order. */
@@ -86,6 +87,8 @@ export interface RestartMeasurement {
   readonly restartMs: number;
   /** How the crash was made and what was restarted, for the report. */
   readonly method: string;
+  /** Where the time went, as the system tells it (Borealis: the new writer's start-up timings). */
+  readonly detail?: string;
 }
 
 /** Crash-restart measurement: "writer restart time as a function of log length". */

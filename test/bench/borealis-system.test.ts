@@ -2,7 +2,8 @@
  * The bench's Borealis system module, without the real cluster:
  * - a start failure is reported — "Borealis: failed to start: <reason>" in report.md and the
  *   terminal, status "failed" in results.json — and the other systems are still measured;
- * - against a stand-in Hrana server (borealis-standin.ts), workloads run through @libsql/client,
+ * - against a stand-in Hrana server (borealis-standin.ts), workloads run through @libsql/client and
+ *   through the lean Hrana client (the `borealis-hrana` row) on the one cluster both rows share,
  *   client network bytes are counted, and the process group is stopped afterwards.
  */
 import { describe, it } from "node:test";
@@ -33,7 +34,7 @@ describe("bench: Borealis system module", () => {
   it("reports a start failure by name and reason, and still measures the others", async () => {
     const out = mkdtempSync(join(tmpdir(), "bench-borealis-fail-"));
     try {
-      const r = await runBench([...SHORT, "--systems", "borealis,sqlite", "--workloads", "read", "--clients", "1", "--out", out], {
+      const r = await runBench([...SHORT, "--systems", "borealis,borealis-hrana,sqlite", "--workloads", "read", "--clients", "1", "--out", out], {
         BOREALIS_BENCH_COMMAND: JSON.stringify([process.execPath, "-e", "console.error('no cluster today'); process.exit(3)"]),
       });
       assert.equal(r.code, 1, `a requested system that cannot start fails the run:\n${r.output}`);
@@ -41,32 +42,42 @@ describe("bench: Borealis system module", () => {
       const md = readFileSync(join(out, "report.md"), "utf8");
       assert.match(md, /Borealis: failed to start: .*no cluster today/);
       const results = JSON.parse(readFileSync(join(out, "results.json"), "utf8")) as ResultsFile;
-      const b = results.systems.find((s) => s.name === "borealis")!;
-      assert.equal(b.status, "failed");
-      assert.ok(b.reason !== null && b.reason.length > 0);
+      for (const name of ["borealis", "borealis-hrana"]) {
+        const b = results.systems.find((s) => s.name === name)!;
+        assert.equal(b.status, "failed", name);
+        assert.match(b.reason ?? "", /no cluster today/, `${name}: the cluster's start failure, once for both rows`);
+      }
+      assert.match(r.output, /Borealis \(lean Hrana client\): failed to start: .*no cluster today/);
       assert.ok(results.results.some((x) => x.system === "sqlite" && x.okRepeats === 1), "SQLite was measured");
     } finally {
       rmSync(out, { recursive: true, force: true });
     }
   });
 
-  it("drives a Hrana endpoint through @libsql/client and stops what it started", async () => {
+  it("drives a Hrana endpoint through @libsql/client and the lean client, on one cluster, and stops what it started", async () => {
     const out = mkdtempSync(join(tmpdir(), "bench-borealis-standin-"));
     try {
       // The stand-in engine opens a SQLite connection per request: slow, so longer runs than SHORT.
-      const r = await runBench(["--quick", "--duration", "2", "--warmup", "0.3", "--preload-rows", "500", "--systems", "borealis", "--workloads", "write,read,transfer", "--clients", "1,3", "--out", out], {
+      const r = await runBench(["--quick", "--duration", "2", "--warmup", "0.3", "--preload-rows", "500", "--systems", "borealis,borealis-hrana", "--workloads", "write,read,transfer", "--clients", "1,3", "--out", out], {
         BOREALIS_BENCH_COMMAND: JSON.stringify([process.execPath, STANDIN_JS]),
       });
       assert.equal(r.code, 0, r.output);
       const results = JSON.parse(readFileSync(join(out, "results.json"), "utf8")) as ResultsFile;
-      assert.equal(results.systems[0]?.status, "ok");
-      assert.match(results.systems[0]!.clientLibrary, /@libsql\/client/);
-      for (const w of ["write", "read", "transfer"] as const) {
-        for (const c of [1, 3]) {
-          const row = results.results.find((x) => x.system === "borealis" && x.workload === w && x.clients === c);
-          assert.ok(row !== undefined && row.okRepeats === 1, `${w} @${c} measured`);
-          assert.ok((row.netBytesPerOp ?? 0) > 0, `${w} @${c}: client bytes counted`);
-          assert.ok(row.p50Us !== null && row.p99Us !== null && row.p50Us <= row.p99Us);
+      const [libsql, lean] = results.systems;
+      assert.equal(libsql?.status, "ok");
+      assert.equal(lean?.status, "ok");
+      assert.match(libsql!.clientLibrary, /@libsql\/client/);
+      assert.match(lean!.clientLibrary, /lean Hrana/);
+      assert.equal(lean!.settings.endpoint, libsql!.settings.endpoint, "one stand-in cluster serves both rows");
+      assert.equal((r.output.match(/\[start\] borealis starting/g) ?? []).length, 1, "the cluster is started once");
+      for (const system of ["borealis", "borealis-hrana"] as const) {
+        for (const w of ["write", "read", "transfer"] as const) {
+          for (const c of [1, 3]) {
+            const row = results.results.find((x) => x.system === system && x.workload === w && x.clients === c);
+            assert.ok(row !== undefined && row.okRepeats === 1, `${system} ${w} @${c} measured: ${row?.errorSamples.join("; ")}`);
+            assert.ok((row.netBytesPerOp ?? 0) > 0, `${system} ${w} @${c}: client bytes counted`);
+            assert.ok(row.p50Us !== null && row.p99Us !== null && row.p50Us <= row.p99Us);
+          }
         }
       }
       assert.ok(results.checks.every((c) => c.ok), JSON.stringify(results.checks));

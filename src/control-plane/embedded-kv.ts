@@ -9,7 +9,9 @@
  * (`control-plane.ts` keeps liveness in memory).
  *
  * Writes are applied one at a time, in arrival order. A change becomes visible to readers only after
- * the file that contains it is durable, so nobody acts on state that a crash could take back.
+ * the file that contains it is durable, so nobody acts on state that a crash could take back — and
+ * `open` fsyncs the file and its directory before serving what it loaded (a kill -9 between a rename
+ * and its directory fsync leaves a file that is readable but not yet durable).
  *
  * One process owns a data directory: two processes writing the same file would silently lose each
  * other's updates. (The CLI runs one control plane per directory; etcd is the multi-process answer.)
@@ -67,7 +69,20 @@ export class EmbeddedKv implements KvStore {
       for (const name of await env.disk.list(dataDir)) {
         if (name.startsWith(`${FILE_NAME}.tmp`)) await env.disk.remove(path.join(dataDir, name));
       }
-      if (await env.disk.exists(kv.filePath)) await kv.load();
+      if (await env.disk.exists(kv.filePath)) {
+        await kv.load();
+        // After a kill -9 the file may be one whose rename was never fsynced (the process died between
+        // the rename and the directory fsync): readable now, gone after a power loss. Make what was
+        // loaded durable before anyone acts on it — a recovery record served to a writer and then lost
+        // would leave a segment that missed that recovery without its annulment.
+        const f = await env.disk.open(kv.filePath, { create: false });
+        try {
+          await f.sync();
+        } finally {
+          await f.close();
+        }
+      }
+      await env.disk.syncDir(dataDir);
     } catch (e) {
       throw withContext(`open control-plane store ${kv.filePath}`, e);
     }

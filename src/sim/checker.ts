@@ -167,15 +167,20 @@ export class Checker {
     for (const r of this.history.recoveries) {
       const kept = recoveries.find((x) => x.epoch === r.epoch);
       if (kept === undefined || kept.vdl !== r.vdl) {
-        this.fail("control-plane", `the control plane answered the recovery of epoch ${r.epoch} (VDL ${r.vdl}) and lost it in a crash (now ${kept === undefined ? "absent" : `VDL ${kept.vdl}`})`);
+        const how = this.foundAfterCrash.has(r.epoch) ? "found on its disk after an earlier crash, and served since," : "answered";
+        this.fail("control-plane", `the control plane ${how} the recovery of epoch ${r.epoch} (VDL ${r.vdl}) and lost it in a crash (now ${kept === undefined ? "absent" : `VDL ${kept.vdl}`})`);
       }
     }
     for (const r of recoveries) {
       if (this.history.recoveries.some((x) => x.epoch === r.epoch)) continue;
       this.world.trace("recovery-found-after-crash", { epoch: r.epoch, vdl: r.vdl });
+      this.foundAfterCrash.add(r.epoch);
       this.onRecoveryRecorded(r.epoch, r.vdl, r.truncateThrough);
     }
   }
+
+  /** Recoveries learned from the control plane's disk after a crash rather than from an answer. */
+  private readonly foundAfterCrash = new Set<number>();
 
   /** No writer's VDL is above the VDL a later epoch's recovery recorded (durable data was annulled). */
   private crossEpoch(): void {

@@ -175,6 +175,20 @@ export class Nemesis {
     return w;
   }
 
+  /**
+   * A fault's later action (a kill, a lifted partition). The final heal cancels those still pending:
+   * a fault that outlives it would strike during the final phase, which must run on a healed cluster.
+   */
+  private at(delayMs: number, fn: () => void): void {
+    const timer = this.world.scheduler.at(delayMs, () => {
+      this.pendingActions.delete(timer);
+      fn();
+    });
+    this.pendingActions.add(timer);
+  }
+
+  private readonly pendingActions = new Set<{ cancel(): void }>();
+
   private duration(): number {
     const [lo, hi] = this.plan.durationMs;
     return lo + this.random.int(hi - lo + 1);
@@ -384,7 +398,7 @@ export class Nemesis {
           heal: () => {
             if (id !== undefined) this.unpartition(id);
             // The old writer runs on for a while after the heal (it must find itself fenced), then dies.
-            this.world.scheduler.at(100 + this.random.int(1000), () => { if (old.phase !== "dead") this.cluster.killWriter(old); });
+            this.at(100 + this.random.int(1000), () => { if (old.phase !== "dead") this.cluster.killWriter(old); });
           },
         }, { stale: old.name, successor: successor.name });
         return;
@@ -396,7 +410,7 @@ export class Nemesis {
         if (old !== undefined) this.cluster.killWriter(old);
         const w = this.startWriterSomewhere();
         const delay = this.random.float() * 30;
-        this.world.scheduler.at(delay, () => { if (w.phase === "recovering") this.cluster.killWriter(w); });
+        this.at(delay, () => { if (w.phase === "recovering") this.cluster.killWriter(w); });
         this.injected[kind] = (this.injected[kind] ?? 0) + 1;
         this.trace("inject", { kind, writer: w.name, killAfterMs: delay });
         return;
@@ -418,7 +432,7 @@ export class Nemesis {
         await this.cluster.killNode(n, true);
         this.cluster.startNode(n);
         const delay = this.random.float() * 3;
-        this.world.scheduler.at(delay, () => { if (n.phase === "starting") void this.cluster.killNode(n, this.random.chance(0.7)); });
+        this.at(delay, () => { if (n.phase === "starting") void this.cluster.killNode(n, this.random.chance(0.7)); });
         done({ kind, nodes: [n.id], until, heal: () => this.cluster.startNode(n) }, { killAfterMs: delay });
         return;
       }
@@ -443,7 +457,7 @@ export class Nemesis {
           kind, nodes: keep === 2 ? kept.map((n) => n.id) : [], until: this.now + pileMs + downMs + 100,
           heal: () => { for (const n of kept) this.cluster.startNode(n); },
         };
-        this.world.scheduler.at(pileMs, () => {
+        this.at(pileMs, () => {
           void (async () => {
             this.unpartition(id);
             let isolation: number | undefined;
@@ -454,9 +468,9 @@ export class Nemesis {
             this.trace("orphan-records-successor", { stale: old.name, successor: successor.name, isolated: isolate });
             if (isolation !== undefined) {
               const lift = isolation;
-              this.world.scheduler.at(downMs + 200 + this.random.int(800), () => {
+              this.at(downMs + 200 + this.random.int(800), () => {
                 this.unpartition(lift);
-                this.world.scheduler.at(100 + this.random.int(500), () => { if (old.phase !== "dead") this.cluster.killWriter(old); });
+                this.at(100 + this.random.int(500), () => { if (old.phase !== "dead") this.cluster.killWriter(old); });
               });
             }
           })();
@@ -562,7 +576,7 @@ export class Nemesis {
     this.trace("outage", { nodes: nodes.map((n) => n.id) });
     const until = this.now + this.plan.outageMs;
     // In-flight acknowledgements from before the kill may still land: freeze after they have.
-    this.world.scheduler.at(50, () => {
+    this.at(50, () => {
       const vdlByWriter = new Map<string, number>();
       for (const w of this.cluster.writers) vdlByWriter.set(w.name, w.vw?.vdl() ?? w.maxVdl);
       this.checker.frozen = { sinceMs: this.now, vdlByWriter };
@@ -586,7 +600,7 @@ export class Nemesis {
     // A second writer tries to take over: it cannot raise the epoch on 4 of 6, so it must not serve.
     let contender: SimWriter | undefined;
     const contenderAt = 100 + this.random.int(500);
-    this.world.scheduler.at(contenderAt, () => {
+    this.at(contenderAt, () => {
       const other = WRITER_HOSTS.find((h) => !this.cluster.liveWriters().some((w) => w.host === h));
       if (other !== undefined) contender = this.cluster.startWriter(other);
     });
@@ -607,6 +621,8 @@ export class Nemesis {
 
   /** Ends every fault: partitions, links, disks; restarts every node that is not up. */
   async healAll(): Promise<void> {
+    for (const t of this.pendingActions) t.cancel();
+    this.pendingActions.clear();
     for (const f of this.active) {
       this.trace("heal", { kind: f.kind, nodes: f.nodes, final: true });
       await f.heal();

@@ -12,8 +12,8 @@ const BATCH = Number(process.env["SIM_SEEDS"] ?? 6);
 const BASE = Number(process.env["SIM_BASE"] ?? 10_000);
 const STEPS = 30;
 
-function report(r: SimResult, steps: number, mode?: string): string {
-  const replay = `npm run sim -- --seed ${r.seed} --steps ${steps}${mode !== undefined ? ` --mode ${mode}` : ""}`;
+function report(r: SimResult, steps: number, mode?: string, faults?: readonly string[]): string {
+  const replay = `npm run sim -- --seed ${r.seed} --steps ${steps}${mode !== undefined ? ` --mode ${mode}` : ""}${faults !== undefined ? ` --faults ${faults.join(",")}` : ""}`;
   const lines = [`seed ${r.seed} failed (trace hash ${r.traceHash}); replay: ${replay}`];
   for (const f of r.failures.slice(0, 3)) lines.push(`  ${f.kind} at ${f.atMs.toFixed(3)} ms: ${f.message.split("\n")[0]}`);
   return lines.join("\n");
@@ -32,8 +32,10 @@ test("replay: the same seed runs to the same trace hash; another seed does not",
 
 for (const r of REGRESSION_SEEDS) {
   test(`regression seed ${r.seed}: ${r.bug.slice(0, 90)}…`, async () => {
-    const result = await runSimulation({ seed: r.seed, steps: r.steps, ...(r.mode !== undefined ? { mode: r.mode } : {}) });
-    assert.ok(result.ok, report(result, r.steps, r.mode));
+    const result = await runSimulation({
+      seed: r.seed, steps: r.steps, ...(r.mode !== undefined ? { mode: r.mode } : {}), ...(r.faults !== undefined ? { faults: r.faults } : {}),
+    });
+    assert.ok(result.ok, report(result, r.steps, r.mode, r.faults));
   });
 }
 

@@ -368,6 +368,11 @@ async function main(argv: readonly string[]): Promise<number> {
   let restartIndex = 0;
   for (const s of restartSystems) {
     const support = s.running.restart!;
+    if (support.prepareTable !== undefined && config.restartRecords.length > 0) {
+      // A failure here is logged; each log then builds what it needs itself.
+      await support.prepareTable(Math.max(...config.restartRecords), config.quick ? QUICK_RESTART_BUDGET_MS : FULL_RESTART_BUDGET_MS)
+        .then((line) => log(`[restart] ${s.system.title}: ${line}`), (e: Error) => log(`[restart] ${s.system.title}: preparing failed: ${e.message}`));
+    }
     for (const target of config.restartRecords) {
       restartIndex++;
       // The longest log is built once: it is the most expensive point and the least noisy one.

@@ -1,7 +1,8 @@
 /**
  * Borealis, the system under test: a local cluster started with `borealis up --data DIR --port PORT`
  * (the CLI compiled beside this module: `<out>/src/cli/main.js`), spoken to through `@libsql/client`
- * over HTTP — the Hrana endpoint our users use.
+ * over HTTP — the Hrana endpoint our users use. The same cluster serves the lean-client row
+ * (borealis-hrana.ts) when both run: `acquireCluster`.
  *
  * What the bench needs from Borealis (see bench/README.md, "What Borealis provides"):
  * - `GET /health` answers 200 once the endpoint serves SQL (the bench polls it after start);
@@ -38,17 +39,27 @@ const START_TIMEOUT_MS = 120_000;
 const STOP_TIMEOUT_MS = 30_000;
 const RESTART_TIMEOUT_MS = 120_000;
 
-// Restart logs (prepareLog): rows of ~400 bytes, ~9 to a 4 KiB page.
+// Restart logs (prepareTable, prepareLog): rows of ~400 bytes, ~9 to a 4 KiB page.
 const LOG_MAX_ROWS = 200_000;
+const LOG_VALUE_BYTES = 400;
 const LOG_ROWS_PER_TXN = 200;
 const LOG_CLIENTS = 4;
 const LOG_MAX_TXNS_PER_ROUND = 20;
 const LOG_SEED_ROWS_PER_INSERT = 500;
 const LOG_ROWS_PER_PAGE = 9;
 
-/** A deterministic 400-byte value. */
+/** A deterministic LOG_VALUE_BYTES-byte value. */
 function logValue(id: number): string {
-  return rowValue(id).repeat(4);
+  return rowValue(id).repeat(LOG_VALUE_BYTES / 100);
+}
+
+/**
+ * Rows of restart_log for logs up to `records` long: a fifth as many (at most LOG_MAX_ROWS), so an
+ * UPDATE of LOG_ROWS_PER_TXN random rows lands on as many different pages (1 M → 200 000 rows,
+ * ~22 000 pages; 10 000 → 2 000 rows).
+ */
+function logTableRows(records: number): number {
+  return Math.max(50, Math.min(LOG_MAX_ROWS, Math.round(records / 5)));
 }
 
 /** The JSON `GET /metrics` is expected to return. Every field optional; counters are cumulative. */
@@ -224,6 +235,26 @@ async function startCluster(ctx: StartContext): Promise<RunningSystem> {
   const spec: ClientSpec = { system: "borealis", url };
   let lastRestartCheck: { id: number; k: number } | null = null;
   let restartSerial = 0;
+  // restart_log, as built for the restart figure: its rows are 1…rows.
+  let logTable: { rows: number } | null = null;
+  /** (Re)creates restart_log with `rows` rows of LOG_VALUE_BYTES, 500 per INSERT, from every client at once. */
+  const buildLogTable = async (clients: readonly HranaClient[], rows: number, deadline: number): Promise<void> => {
+    await recreate(clients[0]!, "restart_log", KV_DDL.replace("TABLE kv", "TABLE restart_log"));
+    let next = 1;
+    await Promise.all(clients.map(async (c) => {
+      // Bounded by `rows` (and the deadline).
+      while (next <= rows && performance.now() < deadline) {
+        const first = next;
+        const n = Math.min(LOG_SEED_ROWS_PER_INSERT, rows - first + 1);
+        next += n;
+        const args: SqlArg[] = [];
+        for (let id = first; id < first + n; id++) args.push(id, id % 1000, logValue(id));
+        await c.execute(multiRowInsert("restart_log", ["id", "k", "v"], n), args);
+      }
+    }));
+    // Rows 1…next−1 are all in: every INSERT the loop started has finished.
+    logTable = { rows: Math.max(1, next - 1) };
+  };
   let stopped = false;
 
   return {
@@ -248,52 +279,51 @@ async function startCluster(ctx: StartContext): Promise<RunningSystem> {
       return { logBytes: num(m.redoBytes), logRecords: num(m.redoRecords), internalNetBytes: num(m.storageNetBytes), extra };
     },
     restart: {
+      async prepareTable(longestLog: number, budgetMs: number): Promise<string> {
+        const t0 = performance.now();
+        const clients = Array.from({ length: LOG_CLIENTS }, () => new HranaClient(url));
+        try {
+          await buildLogTable(clients, logTableRows(longestLog), t0 + budgetMs);
+        } finally {
+          await Promise.all(clients.map((c) => c.close()));
+        }
+        return `restart_log: ${logTable!.rows.toLocaleString("en-US")} rows of ${LOG_VALUE_BYTES} B, loaded in ${Math.round(performance.now() - t0)} ms`;
+      },
       async prepareLog(records: number, budgetMs: number, progress: (done: number) => void): Promise<PreparedLog> {
         const deadline = performance.now() + budgetMs;
         // The x axis is the log written, not `recordsSinceMaterialization`: Borealis has no
         // checkpoint, and its storage nodes materialize continuously in the background, so the
-        // records above their materialized point stay at a few hundred whatever the log's length (a
-        // log "since the last materialization" of 100 000 records cannot be built). That backlog at
-        // the crash is reported beside the figure (recordsSource).
+        // records above their materialized point stay small whatever the log's length (a log "since
+        // the last materialization" of 100 000 records cannot be built). That backlog at the crash
+        // is reported beside the figure (recordsSource).
         //
-        // Built fast (a million records in minutes, not the hour single-row commits would take): a
-        // table of `tableRows` rows of 400 bytes (~9 rows per 4 KiB page), then autocommit UPDATEs of
-        // `perTxn` random rows each — every one dirties ~perTxn pages, so ~perTxn redo records per
-        // commit — from LOG_CLIENTS connections at once, in rounds; after each round GET /metrics says
-        // how far the log is, and the rounds shrink as the target nears, so the log ends within a few
-        // transactions of it. Both sizes scale with the target: 1 M records → 200 000 rows (~23 000
-        // records to load them), 200 per UPDATE; 1 000 records → 200 rows, 20 per UPDATE.
-        const tableRows = Math.max(50, Math.min(LOG_MAX_ROWS, Math.round(records / 5)));
+        // Built fast (a million records in minutes, not the hour single-row commits would take):
+        // autocommit UPDATEs of `perTxn` random rows of restart_log each, whose rows are ~9 to a
+        // page, so every commit dirties ~perTxn pages: ~perTxn redo records. From LOG_CLIENTS
+        // connections at once, in rounds; after each round GET /metrics says how far the log is,
+        // and the rounds shrink as the target nears, so the log ends within a transaction or two of
+        // it. The table is built once for the whole figure (prepareTable, sized for the longest
+        // log), before any log is counted: every point restarts on the same database, and differs
+        // only in the log.
         const perTxn = Math.max(1, Math.min(LOG_ROWS_PER_TXN, Math.round(records / 50)));
         // The lean client: the log is built from the harness, and its CPU is better left to the server.
         const clients = Array.from({ length: LOG_CLIENTS }, () => new HranaClient(url));
         try {
-          await recreate(clients[0]!, "restart_log", KV_DDL.replace("TABLE kv", "TABLE restart_log"));
+          if (logTable === null) await buildLogTable(clients, logTableRows(records), deadline);
+          const tableRows = logTable!.rows;
           const base = await metrics();
           const delta = (m: BorealisMetrics | null, key: "redoRecords" | "redoBytes"): number | null =>
             num(m?.[key]) !== null && num(base?.[key]) !== null && num(m![key])! >= num(base![key])! ? num(m![key])! - num(base![key])! : null;
           const since = (m: BorealisMetrics | null): number | null => delta(m, "redoRecords");
-          let seeded = 0;
           let rows = 0;
           let estimate = 0; // pages touched, the count without /metrics
           let commits = 0;
           let counted = 0;
-          const op = async (c: HranaClient): Promise<void> => {
-            if (seeded < tableRows) {
-              const first = seeded + 1;
-              const n = Math.min(LOG_SEED_ROWS_PER_INSERT, tableRows - seeded);
-              seeded += n;
-              const args: SqlArg[] = [];
-              for (let id = first; id < first + n; id++) args.push(id, id % 1000, logValue(id));
-              await c.execute(multiRowInsert("restart_log", ["id", "k", "v"], n), args);
-              rows += n;
-              estimate += Math.ceil(n / LOG_ROWS_PER_PAGE) + 1;
-            } else {
-              const ids = Array.from({ length: Math.min(perTxn, tableRows) }, () => 1 + Math.floor(Math.random() * tableRows));
-              await c.execute(`UPDATE restart_log SET k = k + 1 WHERE id IN (${ids.map(() => "?").join(", ")})`, ids);
-              rows += ids.length;
-              estimate += new Set(ids.map((id) => Math.floor((id - 1) / LOG_ROWS_PER_PAGE))).size;
-            }
+          const update = async (c: HranaClient): Promise<void> => {
+            const ids = Array.from({ length: Math.min(perTxn, tableRows) }, () => 1 + Math.floor(Math.random() * tableRows));
+            await c.execute(`UPDATE restart_log SET k = k + 1 WHERE id IN (${ids.map(() => "?").join(", ")})`, ids);
+            rows += ids.length;
+            estimate += new Set(ids.map((id) => Math.floor((id - 1) / LOG_ROWS_PER_PAGE))).size;
             commits++;
           };
           // Bounded by the deadline (and by the target: every round commits at least one transaction).
@@ -301,12 +331,12 @@ async function startCluster(ctx: StartContext): Promise<RunningSystem> {
           // other, sized to half of what is left: long rounds far from the target (GET /metrics, which
           // asks every storage node, is then rare), single transactions near it.
           while (counted < records && performance.now() < deadline) {
-            const perCommit = commits === 0 ? perTxn : Math.max(1, counted / commits);
+            const perCommit = commits === 0 ? Math.min(perTxn, tableRows / LOG_ROWS_PER_PAGE) : Math.max(1, counted / commits);
             const left = Math.ceil((records - counted) / perCommit);
             const ops = Math.max(1, Math.min(LOG_CLIENTS, left));
             const each = Math.max(1, Math.min(LOG_MAX_TXNS_PER_ROUND, Math.floor(left / (2 * ops))));
             await Promise.all(clients.slice(0, ops).map(async (c) => {
-              for (let i = 0; i < each && performance.now() < deadline; i++) await op(c);
+              for (let i = 0; i < each && performance.now() < deadline; i++) await update(c);
             }));
             counted = since(await metrics()) ?? estimate;
             progress(counted);

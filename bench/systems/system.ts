@@ -94,6 +94,12 @@ export interface RestartMeasurement {
 /** Crash-restart measurement: "writer restart time as a function of log length". */
 export interface RestartSupport {
   /**
+   * Optional, once before the figure's logs, with the longest of them: builds what every log then
+   * shares (Borealis: the table its logs update), so that the points differ in the log's length
+   * only. Returns a line for the progress output.
+   */
+  prepareTable?(longestLog: number, budgetMs: number): Promise<string>;
+  /**
    * Makes the log since the last checkpoint/materialization hold at least `records` records (it first
    * forces one). Stops writing once `budgetMs` has passed, short of the target if need be: the
    * returned `records` is what the log really holds, and the figure is drawn at that length.

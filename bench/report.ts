@@ -83,8 +83,9 @@ export function terminalSummary(r: ResultsFile): string {
   const restart = r.restart.filter((p) => p.restartMs !== null || p.error !== null);
   if (restart.length > 0) {
     out.push("", "restart after a crash, by log length since the last checkpoint/materialization:");
+    const width = Math.max(...restart.map((p) => TITLES[p.system].length));
     for (const p of restart) {
-      out.push(`  ${TITLES[p.system].padEnd(10)} ${fmtNum(p.records ?? p.targetRecords).padStart(9)} records  ${p.restartMs === null ? `failed: ${p.error}` : `${fmtNum(p.restartMs)} ms`}`);
+      out.push(`  ${TITLES[p.system].padEnd(width)} ${fmtNum(p.records ?? p.targetRecords).padStart(9)} records  ${p.restartMs === null ? `failed: ${p.error}` : `${fmtNum(p.restartMs)} ms`}`);
     }
   }
   for (const c of r.checks.filter((x) => !x.ok)) out.push(`CHECK FAILED ${TITLES[c.system]} ${c.workload}: ${c.message}`);

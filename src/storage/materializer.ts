@@ -18,6 +18,7 @@
 import { AssertionError, assert } from "../core/assert.js";
 import { Lsn, NO_LSN, segmentKeyString, type PageNo } from "../core/types.js";
 import type { Clock, Logger } from "../env/env.js";
+import { RecordFlag } from "../wire/record.js";
 import { applyRedo } from "../wire/redo-payload.js";
 import type { PageStore, PageStoreOp } from "./page-store.js";
 import type { HeldRecord, Segment } from "./segment.js";
@@ -320,7 +321,16 @@ export class Materializer {
     if (records.length === 0) return undefined;
     const bytes = base?.bytes ?? new Uint8Array(segment.geometry.pageSize);
     try {
-      for (const r of records) applyRedo(bytes, r);
+      let pageLsn: Lsn = base?.lsn ?? NO_LSN;
+      for (const r of records) {
+        // A diff applies only to the version it was made against (see StorageNode.readPage): a broken
+        // chain means a lost or hidden record, and an image built over it would seal wrong bytes.
+        if ((r.flags & RecordFlag.FULL_IMAGE) === 0 && r.prevLsnOfPage !== pageLsn) {
+          throw new Error(`record ${r.lsn} is a diff against version ${r.prevLsnOfPage}, the stored chain gives ${pageLsn}`);
+        }
+        applyRedo(bytes, r);
+        pageLsn = r.lsn;
+      }
     } catch (e) {
       // Payloads are checked before they are accepted; a failure here is damage, and the records
       // stay the page's truth.

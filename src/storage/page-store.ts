@@ -78,6 +78,15 @@ export interface PageStore {
   recordIndexDesc(key: SegmentKey, afterLsn: Lsn, upToLsn: Lsn, limit: number): { lsn: Lsn; pageNo: PageNo }[];
   /** The lowest page > `afterPage` with any record or image, if any. */
   nextPage(key: SegmentKey, afterPage: number): PageNo | undefined;
+  /**
+   * Walks every entry of every table and checks what reads cannot: the keys come in strictly
+   * increasing order, each one is found again by a positioned lookup (LMDB keeps no checksum of its
+   * own branch pages, and a flipped byte in one misroutes lookups and range reads to a neighbouring
+   * leaf, where every value still verifies and a read quietly returns an older version of a page),
+   * and the record table and its LSN index name each other. Values are not checksummed here (every
+   * read does that). Returns what it found wrong, at most `maxProblems` lines; empty when sound.
+   */
+  verifyStructure(maxProblems?: number): { entries: number; problems: string[] };
   /** Applies the operations atomically; resolves once they are durable. */
   commit(ops: readonly PageStoreOp[]): Promise<void>;
   close(): Promise<void>;
@@ -359,6 +368,57 @@ abstract class KvPageStore implements PageStore {
       }
     }
     return best === undefined ? undefined : PageNo(best);
+  }
+
+  verifyStructure(maxProblems = 20): { entries: number; problems: string[] } {
+    const problems: string[] = [];
+    let entries = 0;
+    const note = (db: DbName, k: Uint8Array, why: string): void => {
+      if (problems.length < maxProblems) problems.push(`${db} ${Buffer.from(k).toString("hex")}: ${why}`);
+    };
+    const keyLength = { meta: 0, records: 16, images: 16, lsns: 8 } as const;
+    for (const db of DB_NAMES) {
+      let previous: Uint8Array | undefined;
+      try {
+        for (const { key: rawKey, value: rawValue } of this.kv.range(db, new Uint8Array(0), Uint8Array.of(0xff, 0xff, 0xff))) {
+          // Copies: a range's buffers may be reused by the lookups below.
+          const k = Uint8Array.from(rawKey);
+          const value = Uint8Array.from(rawValue);
+          entries++;
+          if (previous !== undefined && compareBytes(previous, k) >= 0) note(db, k, "out of order");
+          previous = k;
+          const found = this.kv.get(db, k);
+          if (found === undefined) { note(db, k, "not found by a lookup of its own key (a damaged index page)"); continue; }
+          if (compareBytes(found, value) !== 0) { note(db, k, "a lookup finds other bytes than the scan"); continue; }
+          let rest: number;
+          try {
+            rest = decodePrefix(k).rest;
+          } catch {
+            note(db, k, "key does not parse");
+            continue;
+          }
+          if (k.byteLength !== rest + keyLength[db]) { note(db, k, "key has the wrong length"); continue; }
+          if (db === "records") {
+            const lsn = getU64(k, rest + 8);
+            const index = this.kv.get("lsns", Uint8Array.from([...k.subarray(0, rest), ...k.subarray(rest + 8)]));
+            if (index === undefined) note(db, k, `record ${lsn} has no LSN index entry`);
+          } else if (db === "lsns") {
+            const lsn = getU64(k, rest);
+            let page: number;
+            try {
+              page = new ByteReader(unseal("lsns", k, value, () => `LSN index entry ${lsn}`)).varint("page");
+            } catch (e) {
+              note(db, k, e instanceof Error ? e.message : String(e));
+              continue;
+            }
+            if (this.kv.get("records", withSuffix(k.subarray(0, rest), page, lsn)) === undefined) note(db, k, `LSN index names record ${lsn} of page ${page}, which is missing`);
+          }
+        }
+      } catch (e) {
+        note(db, previous ?? new Uint8Array(0), `scan failed: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
+    return { entries, problems };
   }
 
   async commit(ops: readonly PageStoreOp[]): Promise<void> {

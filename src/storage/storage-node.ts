@@ -27,7 +27,7 @@ import { BorealisError } from "../core/errors.js";
 import { Epoch, Lsn, NO_LSN, segmentKeyString, type Az, type Epochs, type NodeId, type PageNo, type SegmentKey } from "../core/types.js";
 import type { Env, Timer } from "../env/env.js";
 import type { Request, Response, ResponseFor, SegmentGeometry, SegmentState } from "../wire/messages.js";
-import { encodeRecord, type EncodedRecord } from "../wire/record.js";
+import { RecordFlag, encodeRecord, type EncodedRecord } from "../wire/record.js";
 import { applyRedo } from "../wire/redo-payload.js";
 import { HotLog, type HotLogStats, type ReplayReport } from "./hot-log.js";
 import { Materializer, type MaterializerHost, type MaterializerStats } from "./materializer.js";
@@ -91,6 +91,7 @@ export class StorageNode {
   private backgroundKicked = false;
   private hotLog!: HotLog;
   private replayReport!: ReplayReport;
+  private scrubReport: { scrubbedEntries: number; scrubMs: number } = { scrubbedEntries: 0, scrubMs: 0 };
 
   private constructor(
     private readonly env: Env,
@@ -142,13 +143,24 @@ export class StorageNode {
       throw e;
     }
     node.log.info("storage-node-open", {
-      segments: node.segments.size, ms: Math.round(env.clock.nowMs() - started), store: pageStore.kind, ...node.replayReport,
+      segments: node.segments.size, ms: Math.round(env.clock.nowMs() - started), store: pageStore.kind, ...node.replayReport, ...node.scrubReport,
     });
     node.scheduleBackground(0);
     return node;
   }
 
   private async recover(): Promise<void> {
+    // Bit rot at rest can damage the store's own index pages, which carry no checksum: lookups then
+    // land in the wrong leaf and reads return older versions whose checksums are fine. Check the
+    // structure before serving anything; a damaged store is not served at all (the node needs a new
+    // disk and a rebuild from its peers), so the node is unavailable rather than wrong (invariant 9).
+    const scrubStarted = this.env.clock.nowMs();
+    const scrub = this.store.verifyStructure();
+    this.scrubReport = { scrubbedEntries: scrub.entries, scrubMs: Math.round(this.env.clock.nowMs() - scrubStarted) };
+    if (scrub.problems.length > 0) {
+      this.log.error("page-store-corrupt", { problems: scrub.problems });
+      throw new BorealisError("CORRUPT_DATA", `the page store is damaged (${scrub.problems.length} problem(s), first: ${scrub.problems[0]}); not served — the node needs a new disk`);
+    }
     for (const meta of this.store.listSegments((what, error) => this.log.error("segment-metadata-corrupt", { key: what, error }))) {
       const segment = Segment.fromMeta(meta);
       this.segments.set(segmentKeyString(segment.key), segment);
@@ -357,6 +369,13 @@ export class StorageNode {
     for (const r of segment.pageRecords(pageNo, memAfter, readPoint)) records.push(r);
     for (const r of records) {
       assert(r.lsn > pageLsn, 3, `records of page ${pageNo} apply in LSN order (${r.lsn} after ${pageLsn})`);
+      // A byte-range diff applies only to the version it was made against (its page backlink): if
+      // that is not the version built so far, a record or the base image is missing — the store lost
+      // it, or a corrupt index hid it — and the result would be wrong bytes. Refused, never served (9).
+      if ((r.flags & RecordFlag.FULL_IMAGE) === 0 && r.prevLsnOfPage !== pageLsn) {
+        this.log.error("page-chain-broken", { segment: segmentKeyString(key), pageNo, lsn: r.lsn, prevLsnOfPage: r.prevLsnOfPage, builtFrom: pageLsn, readPoint });
+        throw new BorealisError("CORRUPT_DATA", `page ${pageNo} of ${segmentKeyString(key)}: record ${r.lsn} is a diff against version ${r.prevLsnOfPage}, but the stored chain gives version ${pageLsn}; not served`);
+      }
       applyRedo(bytes, r);
       pageLsn = r.lsn;
     }

@@ -359,8 +359,9 @@ export class Nemesis {
     try {
       const text = (await readFile(n.logFile)).subarray(from).toString("utf8");
       // The node's own words for it: hot-log replay events, a store value failing its checksum, a
-      // segment's metadata unreadable, or the replay report counting corrupt entries.
-      const signs = /CORRUPT_DATA|hot-log-corrupt|hot-log-invalid|hot-log-torn|metadata-corrupt|checksum mismatch|"corruptEntries":[1-9]/;
+      // segment's metadata unreadable, the store's structure check at open, a page whose record
+      // chain is broken, or the replay report counting corrupt entries.
+      const signs = /CORRUPT_DATA|hot-log-corrupt|hot-log-invalid|hot-log-torn|metadata-corrupt|page-store-corrupt|page-chain-broken|checksum mismatch|"corruptEntries":[1-9]/;
       return text.split("\n").filter((l) => signs.test(l)).slice(0, 5).map((l) => l.slice(0, 300));
     } catch {
       return [];

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { runSimulation, type SimResult } from "../../src/sim/run.js";
 import { REGRESSION_SEEDS } from "./regressions.js";
 
-const BATCH = Number(process.env["SIM_SEEDS"] ?? 6);
+const BATCH = Number(process.env["SIM_SEEDS"] ?? 12);
 const BASE = Number(process.env["SIM_BASE"] ?? 10_000);
 const STEPS = 30;
 

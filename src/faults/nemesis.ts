@@ -135,17 +135,18 @@ export class Nemesis {
       ep.durationMs = Math.round(performance.now() - this.started - ep.startMs);
       history.nemesis(`end-${kind}`, { targets: ep.targets });
     };
+    /** kill -9 these nodes at once, hold, restart them one by one. */
+    const killHoldRestart = async (nodes: readonly StorageProcess[]): Promise<void> => {
+      const ep = begin(nodes.map((n) => n.name));
+      await Promise.all(nodes.map((n) => c.kill(n)));
+      await sleep(holdMs);
+      for (const n of nodes) await this.restartNode(n, "kill");
+      end(ep);
+    };
 
     switch (kind) {
-      case "kill": {
-        const nodes = this.pickNodes();
-        const ep = begin(nodes.map((n) => n.name));
-        await Promise.all(nodes.map((n) => c.kill(n)));
-        await sleep(holdMs);
-        for (const n of nodes) await this.restartNode(n, "kill");
-        end(ep);
-        return;
-      }
+      case "kill":
+        return killHoldRestart(this.pickNodes());
       case "pause": {
         const nodes = this.pickNodes();
         const ep = begin(nodes.map((n) => n.name));
@@ -212,13 +213,7 @@ export class Nemesis {
       case "az-plus-one": {
         const az = rand.pick([...new Set(c.nodes.map((n) => n.az))]);
         const inAz = c.nodes.filter((n) => n.az === az);
-        const nodes = [...inAz, rand.pick(c.nodes.filter((n) => n.az !== az))];
-        const ep = begin(nodes.map((n) => n.name));
-        await Promise.all(nodes.map((n) => c.kill(n)));
-        await sleep(holdMs);
-        for (const n of nodes) await this.restartNode(n, "kill");
-        end(ep);
-        return;
+        return killHoldRestart([...inAz, rand.pick(c.nodes.filter((n) => n.az !== az))]);
       }
       case "isolate-writer": {
         const ep = begin(c.nodes.map((n) => n.name), { direction: "both" });

@@ -9,7 +9,8 @@ import { checkListAppend, type MicroOp } from "../../src/faults/checkers/list-ap
 import { checkBank } from "../../src/faults/checkers/bank.js";
 import { checkLinearizable } from "../../src/faults/checkers/linearizable.js";
 import { parseElleJson, toElleJson, type Op } from "../../src/faults/history.js";
-import { HandHistory, invokeValue, prng } from "./helpers.js";
+import { rng } from "../../src/faults/workload.js";
+import { HandHistory, invokeValue } from "./helpers.js";
 
 const types = (ops: readonly Op[], options?: Parameters<typeof checkListAppend>[1]): string[] => checkListAppend(ops, options).anomalyTypes;
 
@@ -283,7 +284,7 @@ describe("linearizability checker", () => {
  * fail (never applied). `loseAppendAt`: that transaction's appends are acknowledged but never applied.
  */
 function simulateListAppend(seed: number, o: { processes: number; txns: number; keys: number; loseAppendAt?: number }): Op[] {
-  const rand = prng(seed);
+  const rand = rng(seed);
   const h = new HandHistory();
   const state = new Map<number, number[]>();
   let nextValue = 1;
@@ -341,7 +342,7 @@ function simulateListAppend(seed: number, o: { processes: number; txns: number; 
 
 /** A linearizable register per key: each operation takes effect at a random moment inside its interval. */
 function simulateRegister(seed: number, o: { processes: number; ops: number; keys: number; corruptReadAt?: number }): Op[] {
-  const rand = prng(seed);
+  const rand = rng(seed);
   const h = new HandHistory();
   const state = new Map<number, number | null>();
   let nextValue = 1;

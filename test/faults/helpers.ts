@@ -37,16 +37,3 @@ export class HandHistory {
 export function invokeValue(mops: readonly MicroOp[]): MicroOp[] {
   return mops.map((m) => (m[0] === "r" ? ["r", m[1], null] as const : m));
 }
-
-/** A small deterministic PRNG (mulberry32). */
-export function prng(seed: number): { next(): number; int(n: number): number } {
-  let a = seed >>> 0;
-  const next = (): number => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return { next, int: (n: number) => Math.floor(next() * n) };
-}
